@@ -1,0 +1,41 @@
+"""tileprobe: embed biomedical images once with a pretrained backbone, then train many small heads on the features.
+
+    snakemake --profile profiles/local                          # the built-in demo (config/config.yaml)
+    snakemake --profile profiles/local --configfile my.yaml     # your own slides and tasks
+
+Data flow: samples sheet -> manifest -> tiles -> embeddings -> heads -> report. See README.md and docs/.
+"""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# Snakemake deep-merges a `configfile:` directive with --configfile, which would graft the demo's tasks onto a
+# user's config; so the demo config is only the fallback when no config with tasks was given.
+if "tasks" not in config:
+    from snakemake.utils import update_config
+    import yaml
+
+    with open(workflow.source_path("config/config.yaml")) as demo_config:
+        _given = config.copy()
+        config.clear()
+        config.update(yaml.safe_load(demo_config))
+        update_config(config, _given)
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/tiling.smk"
+include: "rules/embed.smk"
+include: "rules/heads.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        MANIFEST,
+        qc_pictures(),
+        head_outputs("metrics"),
+        SUMMARY,

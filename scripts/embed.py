@@ -1,0 +1,13 @@
+from tileprobe import jobs
+from tileprobe.runner import job
+
+with job(snakemake):
+    jobs.embed(
+        snakemake.input.slide,
+        snakemake.params.mpp,
+        snakemake.input.tiles,
+        snakemake.params.tiling,
+        snakemake.params.backbone,
+        snakemake.output[0],
+        snakemake.threads,
+    )

@@ -1,0 +1,19 @@
+from pathlib import Path
+
+from tileprobe import jobs
+from tileprobe.runner import job
+
+with job(snakemake):
+    jobs.head(
+        snakemake.wildcards.task,
+        snakemake.params.task,
+        snakemake.params.samples,
+        list(snakemake.input.tiles),
+        list(snakemake.input.embeddings),
+        snakemake.wildcards.backbone,
+        snakemake.wildcards.layer,
+        snakemake.wildcards.augmentation,
+        snakemake.wildcards.head,
+        snakemake.params.evaluation,
+        str(Path(snakemake.output.metrics).parent),
+    )

@@ -1,0 +1,5 @@
+from tileprobe import jobs
+from tileprobe.runner import job
+
+with job(snakemake):
+    jobs.report(list(snakemake.input.metrics), snakemake.output.parquet, snakemake.output.markdown)

@@ -1,0 +1,12 @@
+from tileprobe import jobs
+from tileprobe.runner import job
+
+with job(snakemake):
+    jobs.tile(
+        snakemake.input.slide,
+        snakemake.params.mpp,
+        snakemake.params.tiling,
+        list(snakemake.input.annotations),
+        snakemake.output.tiles,
+        snakemake.output.qc,
+    )

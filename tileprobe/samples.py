@@ -1,0 +1,150 @@
+"""The sample sheet: read, check and resolve it before any job runs.
+
+A sheet is a TSV with one row per slide or image: `slide` (unique id), `path`, and optional `patient`, `mpp`,
+`annotations`, `group`, plus one column per label. Relative paths resolve against the sheet's own directory, so
+a sheet and its images can move together. Errors name the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from tileprobe.atomic import atomic_path
+from tileprobe.errors import TileprobeError
+
+SLIDE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+PATH_COLUMNS = ("path", "annotations")
+RESERVED = ("slide", "path", "patient", "mpp", "annotations", "group")
+
+
+class SampleSheetError(TileprobeError):
+    """A row or column of the sample sheet is wrong."""
+
+
+def _line(index: int) -> int:
+    """The 1-based line of a data row in the TSV (line 1 is the header)."""
+    return index + 2
+
+
+def _fail(sheet_path, problems: list[str], fix: str) -> None:
+    shown = "\n".join(f"  - {p}" for p in problems[:10])
+    more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+    raise SampleSheetError(f"sample sheet {sheet_path}:\n{shown}{more}\n{fix}")
+
+
+def parse_sheet(sheet_path: str | os.PathLike) -> pd.DataFrame:
+    """Read the TSV as strings; empty cells become missing values (`NA` stays a label)."""
+    sheet_path = Path(sheet_path)
+    if not sheet_path.is_file():
+        raise SampleSheetError(f"sample sheet not found: {sheet_path}; set `samples` in the config to a TSV file.")
+    try:
+        sheet = pd.read_csv(sheet_path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise SampleSheetError(f"sample sheet {sheet_path} is not a readable TSV: {err}") from None
+    sheet.columns = [c.strip() for c in sheet.columns]
+    return sheet
+
+
+def resolve(sheet_dir: Path, value) -> str | None:
+    """A sheet path made usable from the working directory (kept relative when the sheet's was)."""
+    if pd.isna(value):
+        return None
+    value = os.path.expanduser(str(value).strip())
+    return value if os.path.isabs(value) else os.path.normpath(os.path.join(sheet_dir, value))
+
+
+def check_sheet(
+    sheet: pd.DataFrame, sheet_path, tasks: dict, pending: Iterable[str] = ()
+) -> pd.DataFrame:
+    """Check and resolve a parsed sheet. `pending` holds paths that a rule of the workflow will make."""
+    missing_columns = [c for c in ("slide", "path") if c not in sheet.columns]
+    if missing_columns:
+        _fail(sheet_path, [f"missing column(s) {', '.join(missing_columns)}; found: {', '.join(sheet.columns)}"],
+              "The first line must name the columns, tab-separated; `slide` and `path` are required.")
+    sheet = sheet.copy()
+    problems = []
+    for i, slide in sheet["slide"].items():
+        if pd.isna(slide) or not SLIDE_ID.match(str(slide)):
+            problems.append(f"line {_line(i)}: slide id {slide!r} must be non-empty letters, digits, '.', '_' or '-'")
+    if problems:
+        _fail(sheet_path, problems, "Slide ids become file names: rename them.")
+    duplicated = sheet["slide"][sheet["slide"].duplicated(keep=False)]
+    if len(duplicated):
+        problems = [f"line {_line(i)}: slide id {s!r} appears more than once" for i, s in duplicated.items()]
+        _fail(sheet_path, problems, "Slide ids must be unique: give each row its own id.")
+
+    sheet_dir = Path(sheet_path).parent
+    pending = {os.path.normpath(p) for p in pending}
+    for column in PATH_COLUMNS:
+        if column not in sheet.columns:
+            continue
+        sheet[column] = [resolve(sheet_dir, v) for v in sheet[column]]
+        absent = [
+            f"line {_line(i)} ({sheet.at[i, 'slide']}): {column} {p} does not exist"
+            for i, p in sheet[column].items()
+            if p is not None and p not in pending and not os.path.exists(p)
+        ]
+        if column == "path":
+            absent += [f"line {_line(i)} ({sheet.at[i, 'slide']}): empty path" for i in sheet.index[sheet[column].isna()]]
+        if absent:
+            _fail(sheet_path, absent, f"Fix the `{column}` column (relative paths resolve against {sheet_dir}/).")
+
+    if "mpp" in sheet.columns:
+        numbers = pd.to_numeric(sheet["mpp"], errors="coerce")
+        bad = [f"line {_line(i)}: mpp {v!r} is not a positive number" for i, v in sheet["mpp"].items()
+               if pd.notna(v) and not (numbers[i] > 0)]
+        if bad:
+            _fail(sheet_path, bad, "`mpp` is microns per pixel, e.g. 0.25 for a 40x scan; leave it empty to use the file's.")
+        sheet["mpp"] = numbers
+    else:
+        sheet["mpp"] = float("nan")
+    sheet["patient"] = sheet["patient"].fillna(sheet["slide"]) if "patient" in sheet.columns else sheet["slide"]
+    for column in ("annotations", "group"):
+        if column not in sheet.columns:
+            sheet[column] = pd.NA
+
+    _check_task_columns(sheet, sheet_path, tasks)
+    return sheet.set_index("slide", drop=False).rename_axis(None)
+
+
+def _check_task_columns(sheet: pd.DataFrame, sheet_path, tasks: dict) -> None:
+    labels = [c for c in sheet.columns if c not in RESERVED]
+    for name, task in tasks.items():
+        if task["level"] == "tile":
+            if sheet["annotations"].isna().all():
+                _fail(sheet_path, [f"task `{name}` is tile-level but no row has an `annotations` file"],
+                      "Add an `annotations` column with GeoJSON files of labelled regions.")
+            continue
+        column = task["label"]
+        if column not in sheet.columns:
+            _fail(sheet_path, [f"task `{name}` needs label column `{column}`, which the sheet lacks"],
+                  f"Add the column, or point `tasks.{name}.label` at one of: {', '.join(labels) or '(none)'}.")
+        if task["level"] == "group" and task.get("group_by", "group") not in sheet.columns:
+            _fail(sheet_path, [f"task `{name}` groups images by `{task['group_by']}`, which the sheet lacks"],
+                  "Add that column or change `group_by`.")
+        values = sheet[column].dropna()
+        if task["kind"] == "multilabel":
+            values = values.str.split(";").explode().str.strip()
+        classes = sorted(values.unique())
+        if task["kind"] == "binary" and len(classes) != 2:
+            _fail(sheet_path, [f"task `{name}` is binary but column `{column}` has {len(classes)} classes: {classes}"],
+                  "Use `kind: multiclass`, or fix the labels.")
+        if len(classes) < 2:
+            _fail(sheet_path, [f"task `{name}`: column `{column}` has fewer than two classes: {classes}"],
+                  "A task needs at least two labelled classes.")
+
+
+def read_samples(sheet_path, tasks: dict, pending: Iterable[str] = ()) -> pd.DataFrame:
+    """Parse and check the sheet at `sheet_path`; the index is the slide id."""
+    return check_sheet(parse_sheet(sheet_path), sheet_path, tasks, pending)
+
+
+def write_manifest(sheet: pd.DataFrame, path) -> None:
+    """The checked, resolved sheet as Parquet: what every later stage was given."""
+    with atomic_path(path) as tmp:
+        sheet.reset_index(drop=True).to_parquet(tmp, index=False)
