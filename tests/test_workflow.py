@@ -39,7 +39,7 @@ def test_every_stage_leaves_its_outputs(demo_run):
         head = results / f"heads/{task}/resnet18/final/none/logreg"
         predictions = pd.read_parquet(head / "predictions.parquet")
         metrics = json.loads((head / "metrics.json").read_text())
-        assert metrics["n_samples"] == len(predictions)
+        assert len(predictions) == metrics["n_samples"] * metrics["evaluation"]["repeats"]
         assert (head / "model" / "model.json").exists()
     # No temporary or half-written file anywhere.
     assert not [p for p in results.rglob("*") if ".tmp-" in p.name]

@@ -60,6 +60,7 @@ def embed(slide_path: str, mpp, tiles_path: str, tiling: dict, backbone: dict, o
 def head(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: list[str],
          backbone: str, layer: str, augmentation: str, head_name: str, evaluation: dict, out_dir: str) -> None:
     from tileprobe.data import task_dataset
+    from tileprobe.evaluate import settings
     from tileprobe.store import load_layer
     from tileprobe.tiling import read_tiles
     from tileprobe.train import run_task
@@ -69,7 +70,7 @@ def head(task_name: str, task: dict, samples: list[dict], tiles: list[str], embe
     # View 0 is the tile itself; other views are image-space augmentations.
     features = {s: load_layer(path, layer)[0] for s, path in zip(slides, embeddings)}
     tables = {s: read_tiles(path)[0] for s, path in zip(slides, tiles)}
-    data = task_dataset(task, sheet, features, tables)
+    data = task_dataset({**task, "name": task_name}, sheet, features, tables, folds=settings(evaluation)["folds"])
     meta = {"task": task_name, "backbone": backbone, "layer": layer, "augmentation": augmentation,
             "head": head_name, "level": task["level"], "kind": task["kind"], "label": task["label"]}
     run_task(data, head_name, evaluation, out_dir, meta)

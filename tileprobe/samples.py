@@ -66,7 +66,8 @@ def check_sheet(
     if missing_columns:
         _fail(sheet_path, [f"missing column(s) {', '.join(missing_columns)}; found: {', '.join(sheet.columns)}"],
               "The first line must name the columns, tab-separated; `slide` and `path` are required.")
-    sheet = sheet.copy()
+    # Blank cells mean "missing", whether the sheet came from a TSV or was built in memory.
+    sheet = sheet.replace(r"^\s*$", None, regex=True)
     problems = []
     for i, slide in sheet["slide"].items():
         if pd.isna(slide) or not SLIDE_ID.match(str(slide)):
@@ -87,7 +88,7 @@ def check_sheet(
         absent = [
             f"line {_line(i)} ({sheet.at[i, 'slide']}): {column} {p} does not exist"
             for i, p in sheet[column].items()
-            if p is not None and p not in pending and not os.path.exists(p)
+            if pd.notna(p) and p not in pending and not os.path.exists(p)
         ]
         if column == "path":
             absent += [f"line {_line(i)} ({sheet.at[i, 'slide']}): empty path" for i in sheet.index[sheet[column].isna()]]

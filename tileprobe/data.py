@@ -1,0 +1,238 @@
+"""Task datasets: turn a sample sheet plus per-slide tile embeddings into (X, y, groups) rows for one task.
+
+A row is a tile (level `tile`) or a slide/image (levels `slide`, `image`: the mean of its tile embeddings).
+Groups are patients, so cross-validation never puts one patient on both sides of a split.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tileprobe.errors import TileprobeError
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("tile", "slide", "image")
+KINDS = ("binary", "multiclass")
+
+
+class TaskError(TileprobeError, ValueError):
+    """A task cannot be built from the data as given; the message names the task, label or class and the fix.
+
+    A TileprobeError, so a workflow job prints it as a plain message; a ValueError for library callers.
+    """
+
+
+@dataclass
+class TaskData:
+    """Rows of one task. `ids` has one row per sample: `slide`, plus `x`, `y` at tile level."""
+
+    X: np.ndarray  # (n, d) float32
+    y: np.ndarray  # (n,) object: class names as strings
+    groups: np.ndarray  # (n,) object: patient ids as strings
+    ids: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(set(self.y))
+
+
+def _task_name(task: dict) -> str:
+    return str(task.get("name") or task.get("label") or "?")
+
+
+def _is_labelled(values: pd.Series) -> pd.Series:
+    """Non-null and not blank: an empty cell in a TSV means 'unlabelled', not a class called ''."""
+    return values.notna() & (values.astype("string").str.strip() != "")
+
+
+def _check_task(task: dict) -> None:
+    name = _task_name(task)
+    level = task.get("level")
+    if level not in LEVELS:
+        raise TaskError(
+            f"task '{name}': level '{level}' is not supported here; use one of {', '.join(LEVELS)}."
+        )
+    kind = task.get("kind", "binary")
+    if kind not in KINDS:
+        raise TaskError(f"task '{name}': kind '{kind}' is not supported here; use one of {', '.join(KINDS)}.")
+    if level != "tile" and not task.get("label"):
+        raise TaskError(f"task '{name}': no `label` given; set it to a column of the sample sheet.")
+
+
+def samples_for_task(task: dict, sheet: pd.DataFrame) -> list[str]:
+    """Slides the task needs embedded: those with a label (or, at tile level, with an annotations file)."""
+    _check_task(task)
+    column = "annotations" if task["level"] == "tile" else task["label"]
+    if column not in sheet.columns:
+        fix = (
+            "add an `annotations` column with a GeoJSON path per annotated slide"
+            if column == "annotations"
+            else f"add a column '{column}' to the sample sheet or fix the task's `label`"
+        )
+        raise TaskError(f"task '{_task_name(task)}': the sample sheet has no column '{column}'; {fix}.")
+    return sheet.loc[_is_labelled(sheet[column]), "slide"].astype(str).tolist()
+
+
+def _patients(sheet: pd.DataFrame) -> dict[str, str]:
+    """slide -> patient; a slide without a patient is its own patient (the sheet contract's default)."""
+    slides = sheet["slide"].astype(str)
+    if "patient" not in sheet.columns:
+        return dict(zip(slides, slides))
+    patient = sheet["patient"].astype("string")
+    patient = patient.where(_is_labelled(sheet["patient"]), slides)
+    return dict(zip(slides, patient.astype(str)))
+
+
+def _slide_features(task: dict, slide: str, features: dict) -> np.ndarray:
+    if slide not in features:
+        raise TaskError(
+            f"task '{_task_name(task)}': no embeddings for slide '{slide}', which carries a label; "
+            "embed it (run the embed rule for it) or remove its label from the sample sheet."
+        )
+    feats = np.asarray(features[slide])
+    if feats.ndim != 2:
+        raise TaskError(
+            f"task '{_task_name(task)}': embeddings of slide '{slide}' have shape {feats.shape}; "
+            "pass one view as a (tiles, dim) array."
+        )
+    return feats
+
+
+def _tile_rows(task: dict, sheet: pd.DataFrame, features: dict, tiles: dict | None):
+    patients = _patients(sheet)
+    X, y, groups, ids = [], [], [], []
+    for slide in samples_for_task(task, sheet):
+        feats = _slide_features(task, slide, features)
+        table = (tiles or {}).get(slide)
+        if table is None:
+            raise TaskError(
+                f"task '{_task_name(task)}': no tile table for slide '{slide}'; tile the slide "
+                "(run the tiling rule for it) before building a tile-level task."
+            )
+        if len(table) != len(feats):
+            raise TaskError(
+                f"task '{_task_name(task)}': slide '{slide}' has {len(table)} tiles but {len(feats)} "
+                "embedding rows; the embeddings are stale, re-run the embed rule for this slide."
+            )
+        if "label" not in table.columns:
+            log.warning("task %s: slide %s has no tile labels (no annotated regions); skipped",
+                        _task_name(task), slide)
+            continue
+        keep = _is_labelled(table["label"]).to_numpy()
+        if not keep.any():
+            log.warning("task %s: no tile of slide %s lies in an annotated region; skipped",
+                        _task_name(task), slide)
+            continue
+        X.append(feats[keep])
+        y.append(table["label"].astype(str).str.strip().to_numpy(dtype=object)[keep])
+        groups.append(np.full(int(keep.sum()), patients[slide], dtype=object))
+        ids.append(pd.DataFrame({
+            "slide": slide,
+            "x": table["x"].to_numpy(dtype=np.int64)[keep],
+            "y": table["y"].to_numpy(dtype=np.int64)[keep],
+        }))
+    return X, y, groups, ids
+
+
+def _slide_rows(task: dict, sheet: pd.DataFrame, features: dict):
+    slides_wanted = samples_for_task(task, sheet)  # first: it names a missing label column
+    patients = _patients(sheet)
+    labelled = sheet.loc[_is_labelled(sheet[task["label"]])]
+    labels = dict(zip(labelled["slide"].astype(str), labelled[task["label"]].astype(str).str.strip()))
+    X, y, groups, slides, empty = [], [], [], [], []
+    for slide in slides_wanted:
+        feats = _slide_features(task, slide, features)
+        if len(feats) == 0:
+            empty.append(slide)
+            continue
+        # float64 mean: summing thousands of float32 tiles loses digits.
+        X.append(feats.mean(axis=0, dtype=np.float64)[None, :])
+        y.append(np.array([labels[slide]], dtype=object))
+        groups.append(np.array([patients[slide]], dtype=object))
+        slides.append(slide)
+    if empty:
+        log.warning("task %s: skipped %d slide(s) with zero tiles (check tissue detection): %s",
+                    _task_name(task), len(empty), ", ".join(empty))
+    return X, y, groups, [pd.DataFrame({"slide": slides})]
+
+
+def _rare_classes(y: np.ndarray, groups: np.ndarray, folds: int) -> dict[str, int]:
+    """Classes seen in fewer distinct patients than folds: stratified group CV cannot place them in every fold."""
+    counts = pd.DataFrame({"y": y, "g": groups}).groupby("y")["g"].nunique()
+    return {str(c): int(n) for c, n in counts.items() if n < folds}
+
+
+def _apply_class_checks(task: dict, data: TaskData, folds: int) -> TaskData:
+    name = _task_name(task)
+    rare = _rare_classes(data.y, data.groups, folds)
+    if rare and task.get("drop_rare_classes", False):
+        log.warning("task %s: dropping classes with fewer than %d patients: %s", name, folds,
+                    ", ".join(f"{c} ({n})" for c, n in rare.items()))
+        data = subset(data, ~np.isin(data.y, list(rare)))
+    elif rare:
+        detail = "; ".join(f"class '{c}' has {n} patient(s)" for c, n in rare.items())
+        raise TaskError(
+            f"task '{name}' (label '{task.get('label')}'): {detail}, but {folds}-fold cross-validation "
+            f"needs at least {folds} patients per class. Fix: add labelled data for it, lower "
+            "evaluation.folds, or set `drop_rare_classes: true` in the task to drop it."
+        )
+    classes = data.classes
+    if len(classes) < 2:
+        raise TaskError(
+            f"task '{name}' (label '{task.get('label')}'): needs at least 2 classes, found "
+            f"{len(classes)} ({', '.join(classes) or 'none'}) after removing unlabelled samples"
+            f"{' and rare classes' if rare else ''}; label more samples with other classes."
+        )
+    if task.get("kind", "binary") == "binary" and len(classes) != 2:
+        raise TaskError(
+            f"task '{name}': kind is binary but the label has {len(classes)} classes "
+            f"({', '.join(classes)}); set `kind: multiclass` or merge classes in the sample sheet."
+        )
+    return data
+
+
+def subset(data: TaskData, rows: np.ndarray) -> TaskData:
+    """Rows of `data` selected by a boolean mask or an index array."""
+    rows = np.asarray(rows)
+    idx = np.flatnonzero(rows) if rows.dtype == bool else rows
+    return TaskData(X=data.X[idx], y=data.y[idx], groups=data.groups[idx],
+                    ids=data.ids.iloc[idx].reset_index(drop=True))
+
+
+def task_dataset(
+    task: dict,
+    sheet: pd.DataFrame,
+    features: dict[str, np.ndarray],
+    tiles: dict[str, pd.DataFrame] | None = None,
+    *,
+    folds: int = 5,
+) -> TaskData:
+    """Build the rows of one task; `folds` is the CV fold count each class must have enough patients for.
+
+    `task['name']`, if present, is used in messages; `tiles` is only needed at tile level.
+    """
+    _check_task(task)
+    if task["level"] == "tile":
+        X, y, groups, ids = _tile_rows(task, sheet, features, tiles)
+    else:
+        X, y, groups, ids = _slide_rows(task, sheet, features)
+    if not X:
+        raise TaskError(
+            f"task '{_task_name(task)}': no labelled samples with embeddings; check the label column "
+            "(or annotations) in the sample sheet and that the slides have tissue tiles."
+        )
+    data = TaskData(
+        X=np.concatenate(X).astype(np.float32, copy=False),
+        y=np.concatenate(y),
+        groups=np.concatenate(groups),
+        ids=pd.concat(ids, ignore_index=True),
+    )
+    return _apply_class_checks(task, data, folds)

@@ -1,0 +1,95 @@
+"""Summary of every trained head: one row per metrics.json, as Parquet and as a Markdown table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from tileprobe.atomic import atomic_path
+
+COLUMNS = [
+    "task", "level", "kind", "backbone", "layer", "augmentation", "head",
+    "n_samples", "n_groups", "n_classes",
+    "balanced_accuracy", "balanced_accuracy_std", "chance_balanced_accuracy",
+    "auroc", "auroc_std", "macro_f1", "macro_f1_std",
+]
+
+COUNTS = {"n_samples", "n_groups", "n_classes"}
+SCORES = set(COLUMNS[COLUMNS.index("balanced_accuracy"):])
+
+# Markdown columns: (header, value column, std column or None).
+_SHOWN = [
+    ("task", "task", None), ("level", "level", None), ("backbone", "backbone", None), ("layer", "layer", None),
+    ("augmentation", "augmentation", None), ("head", "head", None), ("n", "n_samples", None),
+    ("patients", "n_groups", None), ("classes", "n_classes", None),
+    ("balanced accuracy", "balanced_accuracy", "balanced_accuracy_std"),
+    ("chance", "chance_balanced_accuracy", None),
+    ("AUROC", "auroc", "auroc_std"), ("macro F1", "macro_f1", "macro_f1_std"),
+]
+
+
+def _row(record: dict) -> dict:
+    overall, std = record.get("overall", {}), record.get("std", {})
+    return {
+        **{k: record.get(k) for k in ("task", "level", "kind", "backbone", "layer", "augmentation", "head",
+                                      "n_samples", "n_groups")},
+        "n_classes": len(record.get("classes", [])),
+        "balanced_accuracy": overall.get("balanced_accuracy"),
+        "balanced_accuracy_std": std.get("balanced_accuracy"),
+        "chance_balanced_accuracy": record.get("chance", {}).get("balanced_accuracy"),
+        "auroc": overall.get("auroc"),
+        "auroc_std": std.get("auroc"),
+        "macro_f1": overall.get("macro_f1"),
+        "macro_f1_std": std.get("macro_f1"),
+    }
+
+
+def summarize(metrics_paths) -> pd.DataFrame:
+    """One row per metrics.json, best balanced accuracy first within each task."""
+    rows = [_row(json.loads(Path(p).read_text())) for p in metrics_paths]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    for col in SCORES:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")  # JSON null -> NaN
+    df = df.sort_values(["task", "balanced_accuracy"], ascending=[True, False], na_position="last", kind="stable")
+    return df.reset_index(drop=True)
+
+
+def _cell(row: pd.Series, column: str, std_column: str | None) -> str:
+    value = row[column]
+    if pd.isna(value):
+        return "–"
+    if column in SCORES:
+        text = f"{value:.3f}"
+        if std_column and not pd.isna(row[std_column]):
+            text += f" ± {row[std_column]:.3f}"
+        return text
+    if column in COUNTS:
+        return str(int(value))
+    return str(value).replace("|", "\\|")  # a pipe would split the Markdown cell
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    headers = [h for h, _, _ in _SHOWN]
+    lines = [
+        "# tileprobe summary",
+        "",
+        "Scores are out-of-fold, from cross-validation grouped by patient (no patient in both train and test); "
+        "± is the std over folds, and chance is shown beside balanced accuracy.",
+        "",
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if c in ("task", "level", "backbone", "layer", "augmentation", "head")
+                       else "---:" for _, c, _ in _SHOWN) + "|",
+    ]
+    for _, row in df.iterrows():
+        lines.append("| " + " | ".join(_cell(row, c, s) for _, c, s in _SHOWN) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(df: pd.DataFrame, parquet_path, markdown_path) -> None:
+    """Write the summary table as Parquet and Markdown, each atomically."""
+    with atomic_path(parquet_path) as tmp:
+        df.to_parquet(tmp, index=False)
+    with atomic_path(markdown_path) as tmp:
+        tmp.write_text(to_markdown(df))
