@@ -13,13 +13,6 @@ pytestmark = pytest.mark.workflow
 HEAD = "results/heads/stage/resnet18/final/none/logreg/metrics.json"
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("demo")
-    snakemake(workdir, "--cores", "2")
-    return workdir
-
-
 def test_every_stage_leaves_its_outputs(demo_run):
     results = demo_run / "results"
     manifest = pd.read_parquet(results / "manifest.parquet")
