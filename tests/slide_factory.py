@@ -1,0 +1,90 @@
+"""Real slide files for tests: Aperio-style pyramidal TIFFs that OpenSlide reads, and plain images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+WHITE = (255, 255, 255)
+TISSUE = (200, 60, 140)  # an eosin-like pink: saturated, so Otsu on saturation finds it
+
+
+def tissue_image(width: int, height: int, box: tuple[int, int, int, int], colour=TISSUE) -> np.ndarray:
+    """White (h, w, 3) uint8 with a `colour` rectangle at box = (x0, y0, x1, y1), exclusive ends."""
+    image = np.full((height, width, 3), WHITE, np.uint8)
+    x0, y0, x1, y1 = box
+    image[y0:y1, x0:x1] = colour
+    return image
+
+
+def position_image(width: int, height: int) -> np.ndarray:
+    """Every pixel says where it is: R = x mod 256, G = y mod 256, B = which 256-px block (x, y) it lies in."""
+    y, x = np.mgrid[0:height, 0:width]
+    blocks = (x // 256) * 37 + (y // 256) * 91
+    return np.stack([x % 256, y % 256, blocks % 256], axis=-1).astype(np.uint8)
+
+
+def pyramid(image: np.ndarray, downsamples=(1, 4, 16)) -> list[np.ndarray]:
+    """Box-averaged levels of `image`, each `w // d` x `h // d`."""
+    h, w = image.shape[:2]
+    pil = Image.fromarray(image)
+    return [np.asarray(pil.resize((w // d, h // d), Image.Resampling.BOX)) for d in downsamples]
+
+
+def write_aperio(
+    path: str | Path,
+    image: np.ndarray,
+    mpp: float | None = 0.5,
+    downsamples=(1, 4, 16),
+    compression: str = "jpeg",
+) -> list[np.ndarray]:
+    """A tiled, pyramidal TIFF with an Aperio ImageDescription (OpenSlide's "aperio" format); returns the levels
+    as written. `compression="zlib"` makes pixels exact."""
+    levels = pyramid(image, downsamples)
+    h, w = image.shape[:2]
+    description = f"Aperio Image Library v10.0.0\n{w}x{h} [0,0 {w}x{h}] (256x256) JPEG/RGB Q=90|AppMag = 20"
+    if mpp is not None:
+        description += f"|MPP = {mpp}"
+    with tifffile.TiffWriter(path) as tif:
+        for i, level in enumerate(levels):
+            tif.write(
+                level,
+                tile=(256, 256),
+                compression=compression,
+                photometric="rgb",
+                description=description if i == 0 else f"Aperio level {i}",
+                metadata=None,
+            )
+    return levels
+
+
+def write_png(path: str | Path, image: np.ndarray) -> np.ndarray:
+    Image.fromarray(image).save(path)
+    return image
+
+
+def write_plain_tiff(path: str | Path, image: np.ndarray, pixels_per_cm: float | None = None) -> np.ndarray:
+    """A stripped (untiled) TIFF: no OpenSlide format claims it, so Pillow reads it."""
+    kwargs = {"resolution": (pixels_per_cm, pixels_per_cm), "resolutionunit": "CENTIMETER"} if pixels_per_cm else {}
+    tifffile.imwrite(path, image, photometric="rgb", metadata=None, **kwargs)
+    return image
+
+
+def polygon_feature(rings: list[list[tuple[float, float]]], properties: dict) -> dict:
+    """A GeoJSON Polygon feature; the first ring is the exterior, the rest are holes. Rings are closed here."""
+    closed = [[list(p) for p in ring] + [list(ring[0])] for ring in rings]
+    return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": closed}, "properties": properties}
+
+
+def box(x0, y0, x1, y1) -> list[tuple[float, float]]:
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def write_geojson(path: str | Path, features: list[dict], collection: bool = True) -> Path:
+    data = {"type": "FeatureCollection", "features": features} if collection else features
+    Path(path).write_text(json.dumps(data))
+    return Path(path)
