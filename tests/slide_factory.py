@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import tifffile
 from PIL import Image
@@ -41,9 +42,10 @@ def write_aperio(
     mpp: float | None = 0.5,
     downsamples=(1, 4, 16),
     compression: str = "jpeg",
+    associated: tuple[str, ...] = (),
 ) -> list[np.ndarray]:
     """A tiled, pyramidal TIFF with an Aperio ImageDescription (OpenSlide's "aperio" format); returns the levels
-    as written. `compression="zlib"` makes pixels exact."""
+    as written. `compression="zlib"` makes pixels exact; "jp2k" writes Aperio's JPEG 2000 (RGB, code 33005)."""
     levels = pyramid(image, downsamples)
     h, w = image.shape[:2]
     description = f"Aperio Image Library v10.0.0\n{w}x{h} [0,0 {w}x{h}] (256x256) JPEG/RGB Q=90|AppMag = 20"
@@ -51,14 +53,59 @@ def write_aperio(
         description += f"|MPP = {mpp}"
     with tifffile.TiffWriter(path) as tif:
         for i, level in enumerate(levels):
-            tif.write(
-                level,
-                tile=(256, 256),
-                compression=compression,
-                photometric="rgb",
-                description=description if i == 0 else f"Aperio level {i}",
-                metadata=None,
-            )
+            data, kwargs = level, {"compression": compression}
+            if compression == "jp2k":  # tifffile has no Aperio JPEG 2000 encoder: hand it encoded tiles
+                data = (imagecodecs.jpeg2k_encode(t, level=90, codecformat="J2K") for t in tiles_of(level))
+                kwargs = {"compression": 33005, "shape": level.shape, "dtype": np.uint8}
+            tif.write(data, tile=(256, 256), photometric="rgb", metadata=None,
+                      description=description if i == 0 else f"Aperio level {i}", **kwargs)
+        for name in associated:  # stripped pages after the pyramid, named on their description's second line
+            tif.write(np.full((64, 96, 3), 128, np.uint8), photometric="rgb", metadata=None, subfiletype=1,
+                      description=f"Aperio Image Library v10.0.0\n{name} 96x64")
+    return levels
+
+
+def tiles_of(image: np.ndarray, side: int = 256):
+    """Row-major `side` x `side` tiles of `image`, edge tiles padded with white (as scanners write them)."""
+    h, w = image.shape[:2]
+    for y in range(0, h, side):
+        for x in range(0, w, side):
+            tile = np.full((side, side, image.shape[2]), 255, np.uint8)
+            part = image[y : y + side, x : x + side]
+            tile[: part.shape[0], : part.shape[1]] = part
+            yield tile
+
+
+def write_generic_tiff(path, image, downsamples=(1, 4), pixels_per_cm=None, compression="jpeg") -> list[np.ndarray]:
+    """A tiled pyramid, one level per TIFF directory, no vendor description (OpenSlide's "generic-tiff"; it
+    takes coarser directories as levels only when marked reduced-resolution, NewSubfileType 1)."""
+    levels = pyramid(image, downsamples)
+    kwargs = {"resolution": (pixels_per_cm, pixels_per_cm), "resolutionunit": "CENTIMETER"} if pixels_per_cm else {}
+    with tifffile.TiffWriter(path) as tif:
+        for i, level in enumerate(levels):
+            tif.write(level, tile=(256, 256), compression=compression, photometric="rgb", metadata=None,
+                      subfiletype=1 if i else 0, **kwargs)
+    return levels
+
+
+def write_ome_tiff(path, image, mpp=0.5, downsamples=(1, 4), compression="zlib", magnification=None):
+    """An OME-TIFF pyramid: level 0 in the main IFD, coarser levels in its SubIFDs, mpp in the OME XML."""
+    levels = pyramid(image, downsamples)
+    metadata = {"axes": "YXS"}
+    if mpp is not None:
+        metadata.update(PhysicalSizeX=mpp, PhysicalSizeY=mpp, PhysicalSizeXUnit="µm", PhysicalSizeYUnit="µm")
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(levels[0], subifds=len(levels) - 1, tile=(256, 256), compression=compression,
+                  photometric="rgb", metadata=metadata)
+        for level in levels[1:]:
+            tif.write(level, subfiletype=1, tile=(256, 256), compression=compression, photometric="rgb")
+    if magnification is not None:  # tifffile writes no Instrument; patch one in, same length file is not needed
+        with tifffile.TiffFile(path) as tif:
+            xml = tif.ome_metadata
+        instrument = (f'<Instrument ID="Instrument:0"><Objective ID="Objective:0:0" '
+                      f'NominalMagnification="{magnification}"/></Instrument>')
+        xml = xml.replace("<Image ", instrument + "<Image ", 1)
+        tifffile.tiffcomment(path, xml.encode())
     return levels
 
 
@@ -67,10 +114,12 @@ def write_png(path: str | Path, image: np.ndarray) -> np.ndarray:
     return image
 
 
-def write_plain_tiff(path: str | Path, image: np.ndarray, pixels_per_cm: float | None = None) -> np.ndarray:
-    """A stripped (untiled) TIFF: no OpenSlide format claims it, so Pillow reads it."""
+def write_plain_tiff(path: str | Path, image: np.ndarray, pixels_per_cm: float | None = None,
+                     rowsperstrip: int | None = None, compression=None) -> np.ndarray:
+    """A stripped (untiled) TIFF: no OpenSlide format claims it, so tifffile reads it strip by strip."""
     kwargs = {"resolution": (pixels_per_cm, pixels_per_cm), "resolutionunit": "CENTIMETER"} if pixels_per_cm else {}
-    tifffile.imwrite(path, image, photometric="rgb", metadata=None, **kwargs)
+    tifffile.imwrite(path, image, photometric="rgb", metadata=None, rowsperstrip=rowsperstrip,
+                     compression=compression, **kwargs)
     return image
 
 

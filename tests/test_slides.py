@@ -11,6 +11,7 @@ from slide_factory import (
 
 from tileprobe import slides
 from tileprobe.slides import OpenSlideSlide, PillowSlide, SlideError, best_level, open_slide
+from tileprobe.tiff import TiffFileSlide
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +132,8 @@ def test_plain_tiff_resolution_tags_give_mpp(tmp_path):
     write_plain_tiff(tmp_path / "r.tif", position_image(64, 32), pixels_per_cm=20000)  # 0.5 µm per pixel
     write_plain_tiff(tmp_path / "n.tif", position_image(64, 32))
     with open_slide(tmp_path / "r.tif") as slide:
-        assert isinstance(slide, PillowSlide)
-        assert slide.mpp == pytest.approx(0.5)
+        assert isinstance(slide, TiffFileSlide)  # stripped TIFFs: tifffile, strip by strip (test_slides_formats)
+        assert slide.mpp == pytest.approx(0.5) and slide.mpp_source == "metadata"
     with open_slide(tmp_path / "n.tif") as slide:
         assert slide.mpp is None
 

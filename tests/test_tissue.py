@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from slide_factory import tissue_image
 
 from tileprobe.tissue import tissue_mask
@@ -46,3 +47,36 @@ def test_pale_tissue_is_kept_beside_dark_tissue():
     mask = tissue_mask(image)
     assert mask[50:250, 50:190].all() and mask[50:250, 210:350].all()
     assert not mask[:30].any() and not mask[:, 370:].any()
+
+
+def _slide_with_pen_and_dirt():
+    """Pink and purple tissue, a blue and a green pen stroke beside it, a black smudge on the glass."""
+    image = tissue_image(400, 300, (40, 40, 200, 260))
+    image[40:260, 200:260] = (110, 70, 170)  # haematoxylin-dense purple: tissue, not ink
+    image[20:280, 300:312] = (30, 70, 200)  # blue marker
+    image[20:32, 20:380] = (40, 150, 70)  # green marker across the top
+    image[200:240, 330:370] = (30, 20, 45)  # black marker: dark, but tinted enough to pass Otsu
+    return image
+
+
+def test_pen_and_black_artefacts_count_as_tissue_unless_removed():
+    image = _slide_with_pen_and_dirt()
+    kept = tissue_mask(image)
+    assert kept[100:250, 303:309].all() and kept[23:29, 100:300].all()  # ink is saturated: Otsu takes it
+    cleaned = tissue_mask(image, remove=["pen", "black"])
+    assert not cleaned[:, 295:].any() and not cleaned[:35].any()
+    assert cleaned[45:255, 45:195].all() and cleaned[45:255, 205:255].all()  # pink and purple tissue stay
+
+
+def test_only_the_named_artefacts_are_removed():
+    image = _slide_with_pen_and_dirt()
+    assert tissue_mask(image)[205:235, 335:365].all()
+    no_pen = tissue_mask(image, remove=["pen"])
+    assert not no_pen[100:250, 303:309].any() and no_pen[205:235, 335:365].all()
+    no_black = tissue_mask(image, remove=["black"])
+    assert no_black[100:190, 303:309].all() and not no_black[200:240, 330:370].any()
+
+
+def test_unknown_artefact_is_an_error():
+    with pytest.raises(ValueError, match="pen"):
+        tissue_mask(np.zeros((10, 10, 3), np.uint8), remove=["glitter"])

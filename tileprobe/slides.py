@@ -40,6 +40,11 @@ class Slide(ABC):
     level_dimensions: tuple[tuple[int, int], ...]
     level_downsamples: tuple[float, ...]
     mpp: float | None
+    # Where `mpp` came from: "sample sheet", "metadata", "objective power" (set by tiling), or None.
+    mpp_source: str | None = None
+    objective_power: float | None = None
+    format: str = "unknown"
+    associated_images: tuple[str, ...] = ()
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -62,6 +67,12 @@ class Slide(ABC):
             raise ValueError(f"{self.path}: region size must be positive, got {w} x {h}")
         pixels = self._read_rgba(int(x0), int(y0), int(level), int(w), int(h))
         return _on_white(pixels)
+
+    def read_level(self, level: int, lx: int, ly: int, w: int, h: int) -> np.ndarray:
+        """uint8 (h, w, 3) RGB of `level` from its own pixel (`lx`, `ly`): for block reads and thumbnails.
+        Backends that can decode a level directly override this; the default goes through read_region."""
+        scale = self.level_downsamples[level]
+        return self.read_region(math.floor(lx * scale), math.floor(ly * scale), level, w, h)
 
     def thumbnail(self, max_px: int) -> np.ndarray:
         """uint8 (h, w, 3) RGB of the whole slide, longest side `max_px` (never enlarged)."""
@@ -94,11 +105,10 @@ def _reduce_level(slide: Slide, level: int, factor: int) -> np.ndarray:
     """The whole of `level` box-reduced by an integer `factor`, read in bands whose heights are multiples of it."""
     lw, lh = slide.level_dimensions[level]
     band = max(factor, _THUMBNAIL_BAND_PX // max(lw, 1) // factor * factor)
-    scale = slide.level_downsamples[level]
     parts = []
     for y in range(0, lh, band):
         rows = min(band, lh - y)
-        part = Image.fromarray(slide.read_region(0, round(y * scale), level, lw, rows))
+        part = Image.fromarray(slide.read_level(level, 0, y, lw, rows))
         parts.append(np.asarray(part.reduce(factor) if factor > 1 else part))
     return np.concatenate(parts, axis=0)
 
@@ -107,6 +117,8 @@ def _on_white(pixels: np.ndarray) -> np.ndarray:
     """Composite straight (non-premultiplied) RGBA onto white; RGB passes through."""
     if pixels.shape[2] == 3:
         return np.ascontiguousarray(pixels)
+    if pixels[..., 3].min() == 255:  # the usual case inside a slide: opaque, skip the arithmetic
+        return np.ascontiguousarray(pixels[..., :3])
     alpha = pixels[..., 3:].astype(np.uint16)
     rgb = pixels[..., :3].astype(np.uint16)
     return ((rgb * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
@@ -123,14 +135,15 @@ def best_level(slide: Slide, downsample: float) -> int:
 _BACKENDS: list[tuple[Callable[[Path], bool], type[Slide]]] = []
 
 
-def register_backend(detect: Callable[[Path], bool]):
+def register_backend(detect: Callable[[Path], bool], first: bool = False):
     """Class decorator: use `cls(path, mpp)` for files where `detect(path)` is true.
 
-    Backends are asked in registration order; files none of them claims go to Pillow.
+    Backends are asked in registration order (`first=True`: before all registered so far); files none of them
+    claims go to Pillow.
     """
 
     def add(cls: type[Slide]) -> type[Slide]:
-        _BACKENDS.append((detect, cls))
+        _BACKENDS.insert(0, (detect, cls)) if first else _BACKENDS.append((detect, cls))
         return cls
 
     return add
@@ -155,7 +168,33 @@ class OpenSlideSlide(Slide):
             raise SlideError(f"cannot read slide {path}: {e}; check the file is complete (copy it again)") from e
         self.level_dimensions = tuple(tuple(d) for d in self._osr.level_dimensions)
         self.level_downsamples = tuple(float(d) for d in self._osr.level_downsamples)
-        self.mpp = mpp if mpp is not None else _positive(self._osr.properties.get(openslide.PROPERTY_NAME_MPP_X))
+        props = self._osr.properties
+        file_mpp = _positive(props.get(openslide.PROPERTY_NAME_MPP_X))
+        self.mpp = mpp if mpp is not None else file_mpp
+        self.mpp_source = "sample sheet" if mpp is not None else ("metadata" if file_mpp else None)
+        self.objective_power = _positive(props.get(openslide.PROPERTY_NAME_OBJECTIVE_POWER))
+        self.format = props.get(openslide.PROPERTY_NAME_VENDOR, "openslide")
+        self.associated_images = tuple(sorted(self._osr.associated_images))
+        self._tiff_pages = None  # (TiffFile, page per level), False when levels are not plain TIFF pages
+
+    @property
+    def tiff_pages(self):
+        """(TiffFile, page per level) where the levels are plain TIFF pages (Aperio, generic TIFF), else None."""
+        if self._tiff_pages is None:
+            from tileprobe.tiff import openslide_tiff_pages
+
+            self._tiff_pages = openslide_tiff_pages(self) or False
+        return self._tiff_pages or None
+
+    def read_level(self, level, lx, ly, w, h):
+        # Decoding the pages' tiles directly with tifffile/imagecodecs skips OpenSlide's per-pixel compositing:
+        # several times faster on big regions (benchmarks/tile_read.py).
+        if self.tiff_pages:
+            from tileprobe.tiff import read_tiff_level
+
+            tif, pages = self.tiff_pages
+            return read_tiff_level(self.path, tif, pages[level], lx, ly, w, h)
+        return super().read_level(level, lx, ly, w, h)
 
     def _read_rgba(self, x0, y0, level, w, h):
         try:
@@ -165,6 +204,8 @@ class OpenSlideSlide(Slide):
 
     def close(self) -> None:
         self._osr.close()
+        if self._tiff_pages:
+            self._tiff_pages[0].close()
 
 
 class PillowSlide(Slide):
@@ -175,6 +216,7 @@ class PillowSlide(Slide):
         try:
             with Image.open(path) as im:
                 self.level_dimensions = (im.size,)
+                self._image_format = (im.format or "unknown").lower()
                 file_mpp = _tiff_mpp(im)
         except (OSError, Image.DecompressionBombError, ValueError) as e:
             raise SlideError(
@@ -183,6 +225,8 @@ class PillowSlide(Slide):
             ) from e
         self.level_downsamples = (1.0,)
         self.mpp = mpp if mpp is not None else file_mpp
+        self.mpp_source = "sample sheet" if mpp is not None else ("metadata" if file_mpp else None)
+        self.format = f"image ({self._image_format})"
         self._pixels: np.ndarray | None = None
 
     def _decoded(self) -> np.ndarray:
@@ -219,12 +263,19 @@ def _as_rgb_or_rgba(im: Image.Image) -> np.ndarray:
 
 
 def _tiff_mpp(im: Image.Image) -> float | None:
-    """µm per pixel from TIFF XResolution/ResolutionUnit (inch or cm); None when absent or an editor default."""
+    """µm per pixel from TIFF XResolution/ResolutionUnit (inch or cm) or a JPEG/PNG density; None when absent or
+    an editor default."""
     tags = getattr(im, "tag_v2", None)
     if not tags or 282 not in tags:
-        return None
-    per_unit = _positive(tags[282])
-    unit = tags.get(296, 2)
+        dpi = im.info.get("dpi")  # JPEG (JFIF density) and PNG (pHYs) as Pillow reports them, per inch
+        return resolution_mpp(dpi[0], 2) if isinstance(dpi, tuple) and dpi else None
+    return resolution_mpp(tags[282], tags.get(296, 2))
+
+
+def resolution_mpp(per_unit, unit) -> float | None:
+    """µm per pixel from a TIFF resolution (pixels per `unit`: 2 inch, 3 cm); None for none or an editor's
+    default dpi."""
+    per_unit = _positive(per_unit)
     if per_unit is None or unit not in (2, 3):
         return None
     if unit == 2 and per_unit in _EDITOR_DPI:
@@ -266,3 +317,7 @@ def open_slide(path: str | os.PathLike, mpp: float | None = None) -> Slide:
         if detect(path):
             return cls(path, mpp)
     return PillowSlide(path, mpp)
+
+
+# The tifffile backend registers itself (OME-TIFF before OpenSlide, other TIFFs after it) on import.
+from tileprobe import tiff as _tiff  # noqa: E402,F401

@@ -23,9 +23,21 @@ from PIL import Image
 from tileprobe.atomic import atomic_path
 from tileprobe.errors import TileprobeError
 from tileprobe.slides import Slide, SlideError, best_level
-from tileprobe.tissue import tissue_mask
+from tileprobe.tissue import ARTEFACTS, tissue_mask
 
-DEFAULTS = {"mode": "grid", "overlap_px": 0, "min_tissue": 0.5, "tissue": "otsu", "thumbnail_px": 2048}
+DEFAULTS = {
+    "mode": "grid",
+    "overlap_px": 0,
+    "min_tissue": 0.5,
+    "tissue": "otsu",
+    "thumbnail_px": 2048,
+    "edge": "drop",  # partial tiles at the right and bottom edges: drop, or pad with white
+    "remove_artefacts": [],  # pen, black: see tissue.ARTEFACTS
+    "mpp_from_objective": False,  # with no mpp anywhere, take 10 / objective power (a guess: off unless asked)
+    "classes": None,  # annotation classes allowed; others stop the slide's tiling
+}
+# µm per pixel at 1x objective power, the usual scanner optics: 20x -> 0.5, 40x -> 0.25.
+OBJECTIVE_MPP_AT_1X = 10.0
 COLUMNS = {
     "x": "int64",
     "y": "int64",
@@ -78,11 +90,14 @@ def tile_slide(slide: Slide, tiling: dict, annotations: str | os.PathLike | None
     # Everything that can fail on metadata alone fails before any pixel is read.
     grid = grid_geometry(slide, settings) if settings["mode"] == "grid" else None
     has_annotations = annotations is not None and not _is_nan(annotations) and str(annotations) != ""
-    regions = read_annotations(annotations) if has_annotations else []
+    regions = read_annotations(annotations, settings["classes"]) if has_annotations else []
     thumbnail = slide.thumbnail(settings["thumbnail_px"])
-    mask = tissue_mask(thumbnail) if settings["tissue"] == "otsu" else np.ones(thumbnail.shape[:2], bool)
+    if settings["tissue"] == "otsu":
+        mask = tissue_mask(thumbnail, remove=settings["remove_artefacts"])
+    else:
+        mask = np.ones(thumbnail.shape[:2], bool)
     if grid is not None:
-        tiles = grid_tiles(slide.dimensions, grid, mask, settings["min_tissue"])
+        tiles = grid_tiles(slide.dimensions, grid, mask, settings["min_tissue"], pad=settings["edge"] == "pad")
     else:
         tiles = whole_tile(slide, settings["tile_px"])
     if has_annotations:
@@ -114,6 +129,10 @@ def tiling_settings(tiling: dict) -> dict:
             raise TilingError(f"tiling overlap_px must be in [0, tile_px), got {s['overlap_px']!r}")
     if not 0 <= s["min_tissue"] <= 1:
         raise TilingError(f"tiling min_tissue must be a fraction in [0, 1], got {s['min_tissue']!r}")
+    if s["edge"] not in ("drop", "pad"):
+        raise TilingError(f"tiling edge must be 'drop' or 'pad', got {s['edge']!r}")
+    if not set(s["remove_artefacts"]) <= set(ARTEFACTS):
+        raise TilingError(f"tiling remove_artefacts must list some of {list(ARTEFACTS)}, got {s['remove_artefacts']!r}")
     return s
 
 
@@ -128,34 +147,51 @@ class GridGeometry:
 
 def grid_geometry(slide: Slide, settings: dict) -> GridGeometry:
     """Tile side and stride in level-0 px for the target mpp; errors when the slide cannot be tiled so."""
+    if slide.mpp is None and settings["mpp_from_objective"] and slide.objective_power:
+        slide.mpp = OBJECTIVE_MPP_AT_1X / slide.objective_power
+        slide.mpp_source = "objective power"
+        warnings.warn(f"{slide.path}: no µm per pixel in its metadata; assuming {slide.mpp:g} from its "
+                      f"{slide.objective_power:g}x objective (mpp_from_objective); set the sample sheet's `mpp` "
+                      "column to be sure", stacklevel=3)
     if slide.mpp is None:
+        power = f" (its objective power, {slide.objective_power:g}x, is known: `mpp_from_objective: true` in the " \
+            "tiling would use it)" if slide.objective_power else ""
         raise SlideError(
-            f"{slide.path} has no µm-per-pixel in its metadata; add an `mpp` column to the sample sheet with its "
-            "level-0 µm per pixel (about 0.25 at 40x, 0.5 at 20x), or use a tiling with `mode: whole`"
+            f"{slide.path} has no µm-per-pixel in its metadata{power}; add an `mpp` column to the sample sheet with "
+            "its level-0 µm per pixel (about 0.25 at 40x, 0.5 at 20x), or use a tiling with `mode: whole`"
         )
     downsample = settings["mpp"] / slide.mpp
     size = max(1, round(settings["tile_px"] * downsample))
     stride = max(1, size - round(settings["overlap_px"] * downsample))
     w, h = slide.dimensions
-    if size > w or size > h:
+    if (size > w or size > h) and settings["edge"] == "drop":
         raise SlideError(
             f"{slide.path}: a tile of {settings['tile_px']} px at {settings['mpp']} µm/px covers {size} level-0 px, "
-            f"more than the slide ({w} x {h}); use a smaller tile_px or mpp, or `mode: whole`"
+            f"more than the slide ({w} x {h}); use a smaller tile_px or mpp, `edge: pad`, or `mode: whole`"
         )
     return GridGeometry(size, stride, best_level(slide, downsample))
 
 
-def grid_tiles(dimensions: tuple[int, int], grid: GridGeometry, mask: np.ndarray, min_tissue: float) -> pd.DataFrame:
-    """Whole tiles on a regular level-0 grid from (0, 0) (partial edge tiles dropped), kept where the mask
-    covers at least `min_tissue` of them."""
+def grid_tiles(dimensions: tuple[int, int], grid: GridGeometry, mask: np.ndarray, min_tissue: float,
+               pad: bool = False) -> pd.DataFrame:
+    """Tiles on a regular level-0 grid from (0, 0), kept where the mask covers at least `min_tissue` of them.
+
+    Partial tiles at the right and bottom edges are dropped, or with `pad` kept (they read white beyond the edge
+    and their tissue fraction counts that part as glass).
+    """
     w, h = dimensions
-    ys, xs = np.meshgrid(
-        np.arange(0, h - grid.size + 1, grid.stride), np.arange(0, w - grid.size + 1, grid.stride), indexing="ij"
-    )
+    ys, xs = np.meshgrid(_starts(h, grid, pad), _starts(w, grid, pad), indexing="ij")
     x, y = xs.ravel(), ys.ravel()  # row-major: sorted by y, then x
     fraction = mask_fraction(mask, dimensions, x, y, grid.size)
     keep = fraction >= min_tissue
     return tile_table(x[keep], y[keep], grid.level, grid.size, fraction[keep])
+
+
+def _starts(length: int, grid: GridGeometry, pad: bool) -> np.ndarray:
+    """Tile origins along one side: whole tiles only, or (pad) until the side is covered."""
+    if pad:
+        return np.arange(0, max(1, math.ceil((length - grid.size) / grid.stride) + 1)) * grid.stride
+    return np.arange(0, length - grid.size + 1, grid.stride)
 
 
 def whole_tile(slide: Slide, tile_px: int) -> pd.DataFrame:
@@ -216,11 +252,12 @@ def tile_centres(tiles: pd.DataFrame, dimensions: tuple[int, int]) -> np.ndarray
 # --- annotations -----------------------------------------------------------------------------------------
 
 
-def read_annotations(path: str | os.PathLike) -> list[Region]:
+def read_annotations(path: str | os.PathLike, classes: list[str] | None = None) -> list[Region]:
     """Polygons of a GeoJSON FeatureCollection (or a bare list of features), in level-0 px.
 
     Points and lines cover no tile centre and are skipped. A feature's class is `properties.classification.name`
-    (QuPath), else `properties.label`, else `properties.name`.
+    (QuPath), else `properties.label`, else `properties.name`. With `classes`, any other class is an error (a typo
+    in one file would otherwise become a class of its own).
     """
     path = Path(path)
     if not path.is_file():
@@ -230,7 +267,14 @@ def read_annotations(path: str | os.PathLike) -> list[Region]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise SlideError(f"annotations {path} are not valid JSON ({e}); export them again as GeoJSON") from e
     features = _features(data, path)
-    return [region for i, feature in enumerate(features) for region in _feature_regions(feature, i, path)]
+    regions = [region for i, feature in enumerate(features) for region in _feature_regions(feature, i, path)]
+    unknown = sorted({r.label for r in regions} - set(classes)) if classes is not None else []
+    if unknown:
+        raise SlideError(
+            f"annotations {path} use class(es) {', '.join(map(repr, unknown))}, not in the tiling's `classes` "
+            f"({', '.join(map(repr, classes))}); rename them in the annotations or add them to `classes`"
+        )
+    return regions
 
 
 def _features(data, path: Path) -> list:
