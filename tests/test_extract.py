@@ -92,3 +92,76 @@ def test_unreadable_slide_leaves_no_store(tmp_path):
     with pytest.raises(Exception, match="not found"):
         embed_slide(tmp_path / "missing.png", tiles, TILE, SPEC, out)
     assert not out.exists()
+
+
+def test_views_and_layers_in_one_pass_are_deterministic(tmp_path, slide):
+    """views: 3 and two layers: (views, tiles, dim) per layer, view 0 = the plain tile, the same bytes every run
+    of the same config; another thread count changes only float rounding (torch's reduction order)."""
+    tiles = grid_table(tmp_path)
+    spec = {**SPEC, "layers": ["final", "layer2"]}
+    runs = []
+    for i, threads in enumerate((2, 2, 1)):
+        out = tmp_path / f"v{i}.zarr"
+        embed_slide(slide, tiles, TILE, spec, out, threads=threads, views=3)
+        runs.append({layer: load_layer(out, layer) for layer in ("final", "layer2")})
+    first = runs[0]
+    assert first["final"].shape == (3, 6, 96) and first["layer2"].shape[:2] == (3, 6)
+    for layer in first:
+        np.testing.assert_array_equal(runs[1][layer], first[layer])
+        np.testing.assert_allclose(runs[2][layer], first[layer], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(first["final"][0], direct_embeddings(slide, tiles, TILE), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(first["final"][1], first["final"][0], atol=1e-3)
+    assert not np.allclose(first["final"][1], first["final"][2], atol=1e-3)
+    prov = read_provenance(tmp_path / "v0.zarr")
+    assert prov["views"] == 3 and set(prov["view_augmentations"]) == {"flip", "rot90", "colour", "hed"}
+    assert prov["layers"] == ["final", "layer2"]
+
+
+def test_many_slides_load_the_model_once(tmp_path, slide, monkeypatch):
+    from tileprobe import extract
+
+    loads = []
+    real = extract.load_backbone
+    monkeypatch.setattr(extract, "load_backbone", lambda *a, **k: loads.append(1) or real(*a, **k))
+    tiles_a, tiles_b = grid_table(tmp_path, name="a"), grid_table(tmp_path, n_cols=2, n_rows=1, name="b")
+    jobs = [extract.SlideJob(slide, tiles_a, tmp_path / "a.zarr"), extract.SlideJob(slide, tiles_b, tmp_path / "b.zarr")]
+    extract.embed_slides(jobs, TILE, SPEC)
+    assert len(loads) == 1
+    np.testing.assert_allclose(load_layer(tmp_path / "b.zarr", "final")[0], direct_embeddings(slide, tiles_b, TILE),
+                               rtol=1e-5, atol=1e-5)
+    assert load_layer(tmp_path / "a.zarr", "final").shape == (1, 6, 96)
+
+
+def test_a_job_killed_mid_slide_leaves_no_store(tmp_path, slide):
+    from tileprobe import backbones
+
+    @backbones.register_family("dies")
+    def build(spec, input_px, device):
+        calls = []
+
+        def forward(x):
+            calls.append(1)
+            if len(calls) > 2:  # the probe batch and the first real batch succeed
+                raise KeyboardInterrupt("killed")
+            return {"final": x.mean(dim=(2, 3))}
+
+        return backbones.Backbone(name=spec["model"], forward=forward, layers=["final"], input_px=input_px,
+                                  mean=(0, 0, 0), std=(1, 1, 1), batch_size=2, dtype="float32", device=device)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            embed_slide(slide, grid_table(tmp_path), TILE, {"model": "dies:x", "batch_size": 2}, tmp_path / "k.zarr")
+    finally:
+        backbones._FAMILIES.pop("dies", None)
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".zarr" or ".tmp" in p.name]
+
+
+def test_batches_go_to_the_model_pinned_and_channels_last(tmp_path, slide):
+    tiles, _ = read_tiles(grid_table(tmp_path))
+    from tileprobe.extract import TileDataset, tile_loader
+
+    dataset = TileDataset(slide, tiles, TILE)
+    assert tile_loader(dataset, 4, 2, torch.device("cuda")).pin_memory  # pinned only where a GPU reads them
+    assert not tile_loader(dataset, 4, 2, torch.device("cpu")).pin_memory
+    x = load_backbone(SPEC, TILE).preprocess(next(iter(tile_loader(dataset, 4, 1, torch.device("cpu"))))[:, 0])
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.shape == (4, 3, TILE, TILE)

@@ -138,3 +138,39 @@ def test_open_embeddings_refuses_mixed_backbones(tmp_path):
 def test_attrs_become_plain_json():
     value = store.to_json({"a": np.int64(2), "b": (1, np.float32(0.5)), "c": np.arange(2), "d": None})
     assert value == {"a": 2, "b": [1, 0.5], "c": [0, 1], "d": None}
+
+
+def test_open_embeddings_adds_tile_labels(tmp_path):
+    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    write_store(a, n=3, seed=1)
+    write_store(b, n=2, seed=2)
+    tiles_a = pd.DataFrame({"x": [0, 1, 2], "label": pd.array(["tumour", None, "stroma"], dtype="string")})
+    tiles_b = tmp_path / "b.parquet"
+    pd.DataFrame({"x": [0, 1]}).to_parquet(tiles_b)  # no annotations: no label column
+    ds = open_embeddings({"A": a, "B": b}, "final", tiles={"A": tiles_a, "B": tiles_b})
+    assert list(ds["label"].values) == ["tumour", "", "stroma", "", ""]
+    assert ds["label"].dims == ("tile",)
+    with pytest.raises(StoreError, match="another tiling"):
+        open_embeddings({"A": a}, "final", tiles={"A": tiles_a.iloc[:2]})
+
+
+def test_memory_holds_at_most_one_chunk_per_layer_and_view(tmp_path):
+    """Streaming: rows in tile order are flushed chunk by chunk, so the buffer does not grow with the slide."""
+    n, dims, views = 3000, {"final": 1024, "mid": 512}, 2
+    most = 0
+    with EmbeddingWriter(tmp_path / "s.zarr", n, dims, n_views=views) as out:
+        chunk = out.chunks["final"]
+        assert n > 3 * chunk  # several chunks, else the check says nothing
+        for start in range(0, n, 250):
+            for view in range(views):
+                out.write(view, start, {k: np.ones((min(250, n - start), d)) for k, d in dims.items()})
+            most = max(most, len(out.pending))
+    assert most <= len(dims) * views
+
+
+def test_store_chunks_are_compressed(tmp_path):
+    path = tmp_path / "s.zarr"
+    with EmbeddingWriter(path, 1000, {"final": 256}) as out:
+        out.write(0, 0, {"final": np.zeros((1000, 256))})
+    stored = sum(p.stat().st_size for p in (path / "final").rglob("*") if p.is_file())
+    assert stored < 1000 * 256 * 4 / 20  # constant rows compress far below their float32 size

@@ -3,7 +3,9 @@
 A backbone spec (one entry of the config's `backbones:`) is resolved through a registry of *families*: a
 builder registered with `@register_family(name)` turns a checked spec into a `Backbone`. The model name picks
 the family by prefix (`family:name`); names without a registered prefix go to timm, which also handles its
-own `hf-hub:` names. Nothing here touches the network unless `weights: hub` is asked for.
+own `hf-hub:` names (known pathology models build offline from `tileprobe.hub_models`). Every family returns
+one pooled vector per tile for each layer in the spec's `layers`, all from one forward pass. Nothing here
+touches the network unless `weights: hub` is asked for.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tileprobe import hub_models
 from tileprobe.errors import TileprobeError
 
 DEFAULTS: dict[str, Any] = {
     "weights": "none",
     "layers": ["final"],
-    "pool": "avg",
+    "pool": None,  # None: the model's recommended pooling (hub table), else avg
     "batch_size": 32,
     "dtype": "float32",
     "input_px": None,
@@ -171,6 +174,16 @@ def check_spec(spec: dict) -> dict:
         spec["layers"] = [spec["layers"]]
     if not spec["layers"]:
         raise BackboneError(f"backbone {name}: `layers` is empty; list at least one, e.g. [final]")
+    for layer in spec["layers"]:
+        if not isinstance(layer, str) or not layer or "." in layer or "/" in layer:
+            raise BackboneError(
+                f"backbone {name}: layer {layer!r} must be a plain name (it names directories); write module "
+                "paths with '-' for '.', e.g. blocks-6 or stages-2"
+            )
+    if len(set(spec["layers"])) != len(spec["layers"]):
+        raise BackboneError(f"backbone {name}: `layers` {spec['layers']} names a layer twice; list each once")
+    if spec["pool"] is not None and spec["pool"] not in POOLS:
+        raise BackboneError(f"backbone {name}: unknown pool {spec['pool']!r}; {POOL_HINT}")
     if spec["dtype"] not in DTYPES:
         raise BackboneError(f"backbone {name}: dtype {spec['dtype']!r} is not one of {sorted(DTYPES)}")
     for key in ("batch_size", "input_px"):
@@ -304,8 +317,9 @@ def load_weights_file(model: torch.nn.Module, path: Path, name: str) -> list[str
 
 # ---------------------------------------------------------------------------------------------- timm
 
-TIMM_LAYERS = ("final",)
-# Config pool names onto timm's own pooling (keeps head norms such as ConvNeXt's in place) ...
+FINAL = "final"
+POOLS = ("avg", "max", "gem", "cls", "cls_mean", "mean_tokens")
+# Config pool names onto timm's own pooling for `final` (keeps head norms such as ConvNeXt's in place) ...
 TIMM_POOLS = {"avg": "avg", "mean_tokens": "avg", "max": "max", "cls": "token"}
 POOL_HINT = "CNNs take avg, max or gem; ViTs take avg (= mean_tokens), max, cls or cls_mean"
 
@@ -324,6 +338,34 @@ def _cls_mean(x: torch.Tensor, name: str, prefix: int) -> torch.Tensor:
             f"backbone {name}: pool cls_mean needs a ViT with a class token, got shape {tuple(x.shape)}; {POOL_HINT}"
         )
     return torch.cat([x[:, 0], x[:, prefix:].mean(dim=1)], dim=1)
+
+
+def pool_activation(x: torch.Tensor, pool: str, prefix: int, name: str, layer: str) -> torch.Tensor:
+    """One vector per tile from an intermediate activation: a CNN map (B, C, H, W) or ViT tokens (B, N, D).
+
+    Token pools skip the `prefix` tokens (class and register tokens) when averaging, as timm's own `avg` does.
+    """
+    if x.ndim == 4:
+        if pool in ("avg", "mean_tokens"):
+            return x.mean(dim=(2, 3))
+        if pool == "max":
+            return x.amax(dim=(2, 3))
+        if pool == "gem":
+            return _gem(x, name)
+    elif x.ndim == 3:
+        if pool in ("avg", "mean_tokens"):
+            return x[:, prefix:].mean(dim=1)
+        if pool == "max":
+            return x[:, prefix:].amax(dim=1)
+        if pool == "cls" and prefix >= 1:
+            return x[:, 0]
+        if pool == "cls_mean":
+            return _cls_mean(x, name, prefix)
+    elif x.ndim == 2:
+        return x
+    raise BackboneError(
+        f"backbone {name}: pool {pool!r} does not fit layer {layer!r} (output shape {tuple(x.shape)}); {POOL_HINT}"
+    )
 
 
 def _pooled(model: torch.nn.Module, pool: str, name: str) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -347,6 +389,71 @@ def _pooled(model: torch.nn.Module, pool: str, name: str) -> Callable[[torch.Ten
     return forward
 
 
+def layer_names(model: torch.nn.Module) -> list[str]:
+    """The layers a config can name: `final` and timm's feature stages / ViT blocks, dots written as '-'."""
+    info = getattr(model, "feature_info", None) or []
+    modules = [f["module"] for f in info if isinstance(f, dict) and f.get("module")]
+    return [FINAL, *(m.replace(".", "-") for m in modules)]
+
+
+class _Enough(Exception):
+    """Raised by the last hook when `final` is not wanted: the rest of the network need not run."""
+
+
+def _layered(model: torch.nn.Module, layers: list[str], pool: str, name: str) -> Callable:
+    """forward(x) -> {layer: (B, dim)} for every wanted layer, all from one pass through `model`.
+
+    Intermediate layers are caught by forward hooks on their modules (any module path, `.` written `-`).
+    """
+    modules = dict(model.named_modules())
+    targets = {}
+    for layer in layers:
+        if layer == FINAL:
+            continue
+        module = modules.get(layer.replace("-", "."))
+        if module is None or module is model:
+            raise BackboneError(
+                f"backbone {name}: unknown layer {layer!r}; available: {layer_names(model)} "
+                "(any submodule path works, with '.' written as '-', e.g. blocks-6)"
+            )
+        targets[layer] = module
+    want_final = FINAL in layers
+    final = _pooled(model, pool, name) if want_final else None
+    prefix = int(getattr(model, "num_prefix_tokens", 0))
+    caught: dict[str, torch.Tensor] = {}
+
+    def hook_for(layer: str) -> Callable:
+        def hook(_module, _inputs, output):
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            caught[layer] = pool_activation(out, pool, prefix, name, layer)
+            if not want_final and len(caught) == len(targets):
+                raise _Enough
+
+        return hook
+
+    for layer, module in targets.items():
+        module.register_forward_hook(hook_for(layer))
+
+    def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        caught.clear()
+        out: dict[str, torch.Tensor] = {}
+        try:
+            if want_final:
+                out[FINAL] = final(x)
+            else:
+                model(x)
+        except _Enough:
+            pass
+        missing = [layer for layer in targets if layer not in caught]
+        if missing:
+            raise BackboneError(f"backbone {name}: layer(s) {missing} did not run in the forward pass; pick others")
+        out.update(caught)
+        caught.clear()
+        return out
+
+    return forward
+
+
 def _check_timm_name(name: str) -> None:
     import timm
 
@@ -358,12 +465,28 @@ def _check_timm_name(name: str) -> None:
     raise BackboneError(f"backbone {name}: timm has no model {name!r}; {hint}")
 
 
-def _create_timm(spec: dict, img_size: int | None) -> torch.nn.Module:
+def _hub_help(name: str) -> str:
+    repo = hub_models.hub_repo(name) or name
+    return (
+        f"To provide the weights offline: on a machine with network run `huggingface-cli download {repo}` (gated "
+        "models: accept the licence on huggingface.co and `huggingface-cli login` first), copy the Hugging Face "
+        "cache (~/.cache/huggingface, or $HF_HOME) here and run with HF_HUB_OFFLINE=1; or download its "
+        "model.safetensors and set `weights:` to that file"
+    )
+
+
+def _create_timm(spec: dict, img_size: int | None, entry: dict | None = None) -> torch.nn.Module:
+    """Build the model: from the hub (`weights: hub`), else offline, from the hub table's architecture if known."""
     import timm
 
     name, weights = spec["model"], spec["weights"]
     # The model's own pooling and norm layout is kept here so pretrained weights fit; pooling is set after.
     kwargs: dict[str, Any] = {"num_classes": 0}
+    arch = name
+    if entry is not None:
+        kwargs.update(hub_models.timm_kwargs(entry))
+        if weights != "hub":
+            arch = entry["architecture"]  # no config download: the table holds what it says
     if img_size is not None:
         kwargs["img_size"] = img_size
     try:
@@ -372,7 +495,7 @@ def _create_timm(spec: dict, img_size: int | None) -> torch.nn.Module:
         # Seeded in a forked RNG: the same spec gives the same random weights without touching global state.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(spec["seed"]))
-            return timm.create_model(name, pretrained=False, **kwargs)
+            return timm.create_model(arch, pretrained=False, **kwargs)
     except Exception as exc:
         if img_size is not None and isinstance(exc, TypeError):
             raise BackboneError(
@@ -380,8 +503,7 @@ def _create_timm(spec: dict, img_size: int | None) -> torch.nn.Module:
             ) from exc
         if weights == "hub":
             raise BackboneError(
-                f"backbone {name}: could not build it with hub weights ({type(exc).__name__}: {exc}). Without "
-                "network, download the weights elsewhere and set `weights:` to the .safetensors path"
+                f"backbone {name}: its hub weights cannot be had ({type(exc).__name__}: {exc}). " + _hub_help(name)
             ) from exc
         raise BackboneError(f"backbone {name}: timm cannot build it ({type(exc).__name__}: {exc})") from exc
 
@@ -402,42 +524,82 @@ def _weights_info(spec: dict) -> tuple[Path | None, dict[str, Any]]:
     return path, {"weights": str(weights), "weights_sha256": sha256_file(path)}
 
 
+def _hub_weights_sha256(model: torch.nn.Module) -> str | None:
+    """Checksum of the cached hub file timm loaded, so a store records which hub revision made it."""
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    repo = cfg.get("hf_hub_id")
+    if not repo:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin"):
+            path = try_to_load_from_cache(repo, filename)
+            if isinstance(path, str):
+                return sha256_file(path)
+    except Exception:  # provenance only: a cache layout we do not know is no reason to stop
+        return None
+    return None
+
+
 @register_family("timm")
 def build_timm(spec: dict, input_px: int | None, device: torch.device) -> Backbone:
-    """Any timm model, pooled to one vector per tile (`final`)."""
+    """Any timm model (and `hf-hub:` models through timm), pooled to one vector per tile and layer."""
     import timm
     import timm.data
 
     name = spec["model"]
-    bad = [layer for layer in spec["layers"] if layer not in TIMM_LAYERS]
-    if bad:
-        raise BackboneError(f"backbone {name}: unknown layer(s) {bad}; available: {list(TIMM_LAYERS)}")
     _check_timm_name(name)
+    entry = hub_models.lookup(name)
+    if entry is not None and entry.get("transformers_only") and spec["weights"] == "hub":
+        raise BackboneError(
+            f"backbone {name}: its hub weights are published for `transformers`, not timm, so `weights: hub` "
+            f"cannot load them. Convert them to timm's {entry['architecture']} key names, save as .safetensors and "
+            "set `weights:` to that file (or use `weights: none` to test the architecture)"
+        )
+    if entry is None and name.startswith("hf-hub:") and spec["weights"] != "hub":
+        # timm would fetch config.json from the hub; only `weights: hub` may touch the network.
+        raise BackboneError(
+            f"backbone {name}: building it needs its config.json from the hub, and tileprobe's offline table "
+            f"knows only {sorted(hub_models.HUB_MODELS)}; set `weights: hub` with network (or a cached copy and "
+            "HF_HUB_OFFLINE=1), or write its timm architecture as `model:` and the weights file as `weights:`"
+        )
     path, info = _weights_info(spec)
+    pool = spec["pool"] or (entry["pool"] if entry else "avg")
 
-    model = _create_timm(spec, None)
+    if entry is not None:
+        size = int(spec["input_px"] or entry["input_px"])
+        model = _create_timm(spec, size, entry)
+    else:
+        model = _create_timm(spec, None)
+        cfg = timm.data.resolve_data_config({}, model=model)
+        native = int(cfg["input_size"][-1])
+        fixed = bool(getattr(model, "pretrained_cfg", {}).get("fixed_input_size", False))
+        size = spec["input_px"] or (native if fixed or input_px is None else int(input_px))
+        if fixed and size != native:
+            model = _create_timm(spec, size)  # ViTs rebuild their position embedding for another size
     cfg = timm.data.resolve_data_config({}, model=model)
-    native = int(cfg["input_size"][-1])
-    fixed = bool(getattr(model, "pretrained_cfg", {}).get("fixed_input_size", False))
-    size = spec["input_px"] or (native if fixed or input_px is None else int(input_px))
-    if fixed and size != native:
-        model = _create_timm(spec, size)  # ViTs rebuild their position embedding for another size
+    if entry is not None and spec["weights"] != "hub":
+        # Offline the model's pretrained_cfg is the bare architecture's: the table holds the hub model's own.
+        cfg = {**cfg, "mean": entry["mean"], "std": entry["std"], "interpolation": entry["interpolation"]}
+    if spec["weights"] == "hub":
+        info["weights_sha256"] = _hub_weights_sha256(model)
 
     dropped = load_weights_file(model, path, name) if path is not None else []
-    final = _pooled(model, spec["pool"], name)
+    forward = _layered(model, list(spec["layers"]), pool, name)
     dtype = effective_dtype(name, spec["dtype"], device)
     model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
     if device.type != "cuda":
         model = model.to(DTYPES[dtype])
     info.update(
-        spec={k: spec[k] for k in sorted(spec)},
-        family="timm", model=name, pool=spec["pool"], timm_version=timm.__version__,
-        dropped_head_keys=len(dropped),
+        spec={**{k: spec[k] for k in sorted(spec)}, "pool": pool},
+        family="timm", model=name, pool=pool, timm_version=timm.__version__, dropped_head_keys=len(dropped),
+        architecture=entry["architecture"] if entry else name, hub_table=bool(entry),
     )
     interpolation = cfg.get("interpolation", "bilinear")
     return Backbone(
         name=name,
-        forward=lambda x: {"final": final(x)},
+        forward=forward,
         layers=list(spec["layers"]),
         input_px=size,
         mean=tuple(cfg["mean"]),
@@ -452,3 +614,4 @@ def build_timm(spec: dict, input_px: int | None, device: torch.device) -> Backbo
 
 # Families defined in their own modules register themselves on import (at the end: they need the names above).
 from tileprobe import noise as _noise  # noqa: E402,F401
+from tileprobe import handcrafted as _handcrafted  # noqa: E402,F401

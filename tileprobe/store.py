@@ -255,11 +255,14 @@ def load_layer(path: str | Path, layer: str) -> np.ndarray:
     return _layer_array(group, path, layer)[...]
 
 
-def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFrame | None = None):
+def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFrame | None = None,
+                    tiles: dict[str, pd.DataFrame | str | Path] | None = None):
     """Lazy xarray.Dataset of one layer over many slides, concatenated along `tile`.
 
-    Per-tile coords: slide, x, y, tile_index (row in the slide's tile table) and patient when `sheet` has a
-    `patient` column (missing patients default to the slide). Values stay on disk until computed (dask).
+    Per-tile coords: slide, x, y, tile_index (row in the slide's tile table), patient when `sheet` has a
+    `patient` column (missing patients default to the slide), and `label` (the annotated class, "" where
+    none) when `tiles` maps slides to their tile tables (DataFrames or Parquet paths) with a `label` column.
+    Values stay on disk until computed (dask).
     """
     import dask.array as da
     import xarray as xr
@@ -267,6 +270,7 @@ def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFra
     if not stores:
         raise StoreError("open_embeddings got no stores; check the task selects at least one slide")
     patients = _patients(sheet, list(stores))
+    labels = _tile_labels(tiles, stores) if tiles is not None else None
     parts, reference = [], None
     for slide, path in stores.items():
         group = _complete_group(path)
@@ -280,6 +284,13 @@ def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFra
         }
         if patients is not None:
             coords["patient"] = ("tile", np.full(n, patients[slide], dtype=object))
+        if labels is not None:
+            if len(labels[slide]) != n:
+                raise StoreError(
+                    f"{path}: {n} tiles, but the tile table of slide {slide!r} has {len(labels[slide])} rows; the "
+                    "store was made from another tiling: re-embed it"
+                )
+            coords["label"] = ("tile", labels[slide])
         data = da.from_zarr(arr)
         parts.append(xr.Dataset({layer: (("view", "tile", f"{layer}_dim"), data)}, coords=coords))
     dims = {p[layer].shape[2] for p in parts}
@@ -288,6 +299,23 @@ def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFra
     ds = xr.concat(parts, dim="tile", data_vars="all", coords="different", compat="equals", join="outer")
     ds.attrs = {k: v for k, v in reference[2].items() if k in IDENTITY_KEYS}
     return ds
+
+
+def _tile_labels(tiles: dict, stores: dict) -> dict[str, np.ndarray]:
+    """Per slide, the tile table's `label` column as objects ("" where no region covers a tile)."""
+    missing = [s for s in stores if s not in tiles]
+    if missing:
+        raise StoreError(f"slides {missing[:5]} have stores but no tile table in `tiles`; pass one per slide")
+    out = {}
+    for slide in stores:
+        table = tiles[slide]
+        if not isinstance(table, pd.DataFrame):
+            table = pd.read_parquet(table)
+        if "label" in table.columns:
+            out[slide] = table["label"].astype(object).where(table["label"].notna(), "").to_numpy(dtype=object)
+        else:
+            out[slide] = np.full(len(table), "", dtype=object)
+    return out
 
 
 def _patients(sheet: pd.DataFrame | None, slides: list[str]) -> dict[str, str] | None:
