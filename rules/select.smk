@@ -1,0 +1,33 @@
+# Backbone selection by proxy task: every backbone x layer of `selection.proxy_task`, scored with a quick fixed
+# protocol (kNN and logistic regression on one patient-grouped held-out split) and ranked. A checkpoint, because
+# tasks with `backbones: best` only know which heads to train once the ranking exists.
+
+
+if PROXY_TASK:
+
+    checkpoint select:
+        input:
+            unpack(selection_inputs),
+        output:
+            f"{RESULTS}/selection/{{task}}.parquet",
+        params:
+            task=lambda wc: TASKS[wc.task],
+            samples=task_samples,
+            embeddings=lambda wc: task_embeddings(wc.task, TASKS[wc.task]["backbones"]),
+            candidates=lambda wc: task_candidates(wc.task),
+            metric=METRIC,
+            evaluation=config["evaluation"],
+        wildcard_constraints:
+            task=PROXY_TASK,
+        log:
+            f"{RESULTS}/logs/select/{{task}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/select/{{task}}.tsv"
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        conda:
+            "../envs/tileprobe.yaml"
+        script:
+            "../scripts/select.py"

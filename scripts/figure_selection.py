@@ -1,0 +1,11 @@
+from tileprobe import jobs
+from tileprobe.runner import job
+
+with job(snakemake):
+    jobs.figure_selection(
+        snakemake.input.selection,
+        snakemake.input.summary,
+        snakemake.params.metric,
+        snakemake.output.agreement,
+        snakemake.output.figure,
+    )

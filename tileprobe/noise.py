@@ -1,0 +1,42 @@
+"""A deliberately useless backbone: features drawn from a seeded random generator, independent of the pixels.
+
+`model: noise:DIM` (e.g. `noise:64`) gives DIM-wide Gaussian features, fresh random draws in every job. It is the floor every real backbone
+should beat: backbone selection must rank it last and heads on it must score near chance. It costs nothing,
+so the demo can afford it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tileprobe.backbones import Backbone, BackboneError, _weights_info, register_family
+
+NOISE_LAYERS = ("final",)
+
+
+@register_family("noise")
+def build_noise(spec: dict, input_px: int | None, device: torch.device) -> Backbone:
+    name = spec["model"]
+    dim = name.partition(":")[2] or "64"
+    if not dim.isdigit() or int(dim) < 1:
+        raise BackboneError(f"backbone {name}: write the noise width as a positive integer, e.g. `model: noise:64`")
+    bad = [layer for layer in spec["layers"] if layer not in NOISE_LAYERS]
+    if bad:
+        raise BackboneError(f"backbone {name}: unknown layer(s) {bad}; available: {list(NOISE_LAYERS)}")
+    if spec["weights"] != "none":
+        raise BackboneError(f"backbone {name}: a noise backbone has no weights; set `weights: none`")
+    _, info = _weights_info(spec)
+    # Fresh entropy per process, on purpose: a fixed seed would give tile i of every slide the same vector, and
+    # tile order follows position on the slide, which can carry the label. Not reproducible, and need not be.
+    generator = torch.Generator()
+    generator.seed()
+
+    def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"final": torch.randn(x.shape[0], int(dim), generator=generator).to(x.device)}
+
+    info.update(spec={k: spec[k] for k in sorted(spec)}, family="noise", model=name, draws="os-entropy")
+    return Backbone(
+        name=name, forward=forward, layers=list(spec["layers"]), input_px=int(spec["input_px"] or input_px or 32),
+        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), batch_size=int(spec["batch_size"]), dtype="float32",
+        device=device, info=info,
+    )
