@@ -1,0 +1,14 @@
+from tileprobe import jobs
+from tileprobe.runner import job
+
+# A LocalCluster starts its workers by re-importing this file: only the parent may do the work.
+if __name__ == "__main__":
+    with job(snakemake):
+        jobs.augment(
+            snakemake.wildcards.augmentation,
+            snakemake.params.spec,
+            dict(zip(snakemake.params.slides, snakemake.input.embeddings)),
+            list(snakemake.params.layers),
+            snakemake.params.dask,
+            snakemake.output[0],
+        )
