@@ -153,3 +153,59 @@ def test_task_error_is_a_user_error():
     from tileprobe.errors import TileprobeError
 
     assert issubclass(TaskError, TileprobeError) and issubclass(TaskError, ValueError)
+
+
+def ish_sheet():
+    """Two genes x two stages, two images per (gene, stage) group; the gene is the patient."""
+    rows = []
+    for gene in ("g1", "g2"):
+        for stage in ("s1", "s2"):
+            for k in range(2):
+                rows.append({"slide": f"{gene}_{stage}_{k}", "patient": gene, "group": f"{gene}_{stage}",
+                             "stage": stage, "terms": "eye;gut" if gene == "g1" else "gut"})
+    sheet = pd.DataFrame(rows)
+    features = {s: feats(1, 10 * i) for i, s in enumerate(sheet["slide"])}
+    return sheet, features
+
+
+@pytest.mark.parametrize("pool", ["mean", "max"])
+def test_group_level_pools_each_groups_images(pool):
+    sheet, features = ish_sheet()
+    task = {"level": "group", "label": "stage", "kind": "binary", "pool": pool}
+    data = task_dataset(task, sheet, features, folds=1)
+    assert data.ids["group"].tolist() == ["g1_s1", "g1_s2", "g2_s1", "g2_s2"]
+    assert data.ids["slide"].tolist()[0] == "g1_s1_0;g1_s1_1"
+    assert data.y.tolist() == ["s1", "s2", "s1", "s2"] and data.groups.tolist() == ["g1", "g1", "g2", "g2"]
+    members = np.stack([features["g1_s1_0"][0], features["g1_s1_1"][0]])
+    np.testing.assert_allclose(data.X[0], members.mean(axis=0) if pool == "mean" else members.max(axis=0))
+    assert [len(b) for b in data.bags] == [2, 2, 2, 2]  # the group's tiles, for MIL heads
+
+
+def test_group_with_two_labels_is_an_error_naming_it():
+    sheet, features = ish_sheet()
+    sheet.loc[sheet["slide"] == "g2_s2_1", "stage"] = "s1"
+    with pytest.raises(TaskError, match="group 'g2_s2' mixes labels"):
+        task_dataset({"level": "group", "label": "stage", "kind": "binary"}, sheet, features, folds=1)
+
+
+def test_multilabel_terms_are_normalised_and_counted_per_patient():
+    sheet, features = ish_sheet()
+    sheet.loc[0, "terms"] = " gut ; eye "  # spaces and order do not make a new label
+    task = {"name": "terms", "level": "image", "label": "terms", "kind": "multilabel"}
+    data = task_dataset(task, sheet, features, folds=1)
+    assert data.kind == "multilabel" and data.classes == ["eye", "gut"]
+    assert data.y.tolist()[:2] == ["eye;gut", "eye;gut"]
+    with pytest.raises(TaskError, match="class 'eye' has 1 patient.*drop_rare_classes"):
+        task_dataset(task, sheet, features, folds=2)
+
+
+def test_dropping_a_rare_term_keeps_the_rows():
+    sheet, features = ish_sheet()
+    sheet = pd.concat([sheet, sheet.assign(patient=sheet["patient"] + "b", slide=sheet["slide"] + "b")],
+                      ignore_index=True)
+    sheet.loc[sheet["patient"] == "g2b", "terms"] = "ear"
+    features = {**features, **{s + "b": f for s, f in features.items()}}
+    task = {"level": "image", "label": "terms", "kind": "multilabel", "drop_rare_classes": True}
+    data = task_dataset(task, sheet, features, folds=3)  # gut: 3 patients; eye: 2, ear: 1 are dropped
+    assert data.classes == ["gut"] and len(data) == 16
+    assert (data.y == "").sum() == 4  # g2b's images stay, as examples without the kept term

@@ -116,3 +116,75 @@ def test_missing_class_gives_nan_auroc_not_a_crash():
     assert np.isnan(scores["auroc"])
     assert scores["balanced_accuracy"] == pytest.approx(0.75)
     assert np.isnan(metrics(y[:2], proba[:2, :2], ["a", "b"])["auroc"])
+
+
+def test_auprc_and_multilabel_metrics_match_sklearn():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(0)
+    y = np.array(["a", "b", "c"] * 20, dtype=object)
+    proba = rng.dirichlet([1, 1, 1], size=60)
+    proba[:, 0] = np.round(proba[:, 0], 1)  # ties, which the step-wise curves must handle like sklearn
+    expected = np.mean([average_precision_score(y == c, proba[:, j]) for j, c in enumerate("abc")])
+    assert metrics(y, proba, ["a", "b", "c"])["auprc"] == pytest.approx(expected, abs=1e-12)
+
+    terms = np.array(["x;y", "", "y", "x", "x;y;z", "z"] * 10, dtype=object)
+    P = rng.random((60, 3))
+    Y = np.array([[t in v.split(";") for t in "xyz"] for v in terms])
+    got = metrics(terms, P, ["x", "y", "z"], kind="multilabel")
+    assert got["auroc"] == pytest.approx(roc_auc_score(Y, P, average="macro"), abs=1e-12)
+    assert got["micro_auroc"] == pytest.approx(roc_auc_score(Y, P, average="micro"), abs=1e-12)
+    assert got["auprc"] == pytest.approx(average_precision_score(Y, P, average="macro"), abs=1e-12)
+    for avg in ("macro", "micro"):
+        assert got[f"{avg}_f1"] == pytest.approx(f1_score(Y, P >= 0.5, average=avg, zero_division=0), abs=1e-12)
+    assert got["balanced_accuracy"] == pytest.approx(
+        np.mean([balanced_accuracy_score(Y[:, j], P[:, j] >= 0.5) for j in range(3)]), abs=1e-12)
+
+
+def test_confidence_intervals_resample_patients_and_bracket_the_estimate():
+    data = patients_data(n_classes=2, n_patients=30, separation=0.5, seed=2)
+    _, result = cross_validate(data, "logreg", {"folds": 5, "bootstrap": 300, "seed": 1})
+    assert set(result["ci"]) == {"balanced_accuracy", "macro_f1", "auroc", "auprc"}
+    for metric, (low, high) in result["ci"].items():
+        assert low <= result["overall"][metric] <= high and high - low > 0.02, metric
+    assert result["ci_method"] == {"level": 0.95, "resamples": 300, "unit": "patient", "kind": "percentile"}
+    again = cross_validate(data, "logreg", {"folds": 5, "bootstrap": 300, "seed": 1})[1]
+    assert again["ci"] == result["ci"]  # seeded: the same run gives the same interval
+    assert cross_validate(data, "logreg", {"folds": 5, "bootstrap": 0})[1]["ci"] == {}
+
+
+def test_augment_sees_only_training_rows_with_a_seed_per_fold():
+    data = patients_data(n_classes=2, n_patients=12, per_patient=2)
+    calls = []
+
+    def augment(X, y, groups, seed):
+        calls.append((set(map(tuple, X.round(5))), set(groups), seed))
+        # Add a jittered copy of every training row: more rows than the fold had.
+        return np.vstack([X, X + 0.01]), np.concatenate([y, y]), np.concatenate([groups, groups])
+
+    preds, _ = cross_validate(data, "logreg", {"folds": 3, "repeats": 2, "seed": 7, "bootstrap": 0}, augment=augment)
+    assert len(calls) == 6 and len({seed for *_, seed in calls}) == 6  # one seed per (repeat, fold)
+    for (repeat, fold), part in preds.groupby(["repeat", "fold"]):
+        test_rows = set(map(tuple, data.X[part.index % len(data)].round(5)))
+        X_seen, groups_seen, _ = calls[repeat * 3 + fold]
+        assert not test_rows & X_seen and not groups_seen & set(part["patient"])
+    first = [seed for *_, seed in calls]
+    calls.clear()
+    cross_validate(data, "logreg", {"folds": 3, "repeats": 2, "seed": 7, "bootstrap": 0}, augment=augment)
+    assert [seed for *_, seed in calls] == first  # deterministic
+
+
+def test_multilabel_cross_validation_keeps_patients_apart():
+    rng = np.random.default_rng(1)
+    n = 60
+    on = rng.random((n, 3)) < 0.5
+    X = (rng.normal(size=(n, 6)) + on @ (rng.normal(size=(3, 6)) * 4)).astype(np.float32)
+    y = np.array([";".join(t for t, o in zip("abc", row) if o) for row in on], dtype=object)
+    groups = np.array([f"p{i // 2}" for i in range(n)], dtype=object)
+    data = TaskData(X=X, y=y, groups=groups, ids=pd.DataFrame({"slide": [f"s{i}" for i in range(n)]}),
+                    kind="multilabel")
+    preds, result = cross_validate(data, "logreg", {"folds": 3, "bootstrap": 50})
+    assert set(result["overall"]) == {"balanced_accuracy", "macro_f1", "micro_f1", "auroc", "micro_auroc", "auprc"}
+    assert result["overall"]["auroc"] > 0.9
+    assert (preds.groupby("patient")["fold"].nunique() == 1).all()
+    assert {"prob_a", "prob_b", "prob_c"} <= set(preds.columns)

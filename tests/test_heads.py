@@ -7,6 +7,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tileprobe.heads import HEADS, load_head, make_head
+from tileprobe.heads.logreg import LogRegHead
 
 
 def blobs(n_classes, n=90, dim=6, seed=0):
@@ -26,7 +27,7 @@ def test_registry_and_unknown_head():
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_logreg_matches_sklearn(n_classes):
     X, y = blobs(n_classes)
-    head = make_head("logreg", seed=0).fit(X, y)
+    head = LogRegHead(seed=0, C=1.0, kind="binary" if n_classes == 2 else "multiclass").fit(X, y)
     reference = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
     reference.fit(X.astype(np.float64), y)  # the head fits in float64
     assert list(head.classes_) == [f"c{i}" for i in range(n_classes)]
@@ -45,7 +46,8 @@ def test_save_load_round_trip_is_exact_and_plain_json(tmp_path, n_classes):
     spec = json.loads((tmp_path / "model.json").read_text())  # plain JSON, so not a pickle
     assert spec["head"] == "logreg" and spec["kind"] == ("binary" if n_classes == 2 else "multiclass")
     assert spec["classes"] == [f"c{i}" for i in range(n_classes)]
-    assert {"mean", "scale"} <= set(spec["scaler"]) and spec["params"]["C"] == 1.0
+    assert {"mean", "scale"} <= set(spec["scaler"]) and spec["params"]["C"] == head.C_
+    assert spec["params"]["C"] in spec["params"]["C_grid"]  # tuned on inner folds
     assert "tileprobe_version" in spec and len(spec["scaler"]["mean"]) == X.shape[1]
 
     loaded = load_head(tmp_path)

@@ -36,7 +36,7 @@ def strict_json(path):
 def test_run_task_writes_three_outputs_and_nothing_else(tmp_path):
     out = tmp_path / "heads" / "tumour"
     data = small_task()
-    record = run_task(data, "logreg", {"folds": 3, "repeats": 2, "seed": 4}, out, META)
+    record = run_task(data, "logreg", {"folds": 3, "repeats": 2, "seed": 4, "bootstrap": 50}, out, META)
     assert all_files(tmp_path / "heads") == ["tumour", "tumour/metrics.json", "tumour/model",
                                               "tumour/model/model.json", "tumour/predictions.parquet"]
 
@@ -48,7 +48,7 @@ def test_run_task_writes_three_outputs_and_nothing_else(tmp_path):
     assert written["classes"] == ["a", "b", "c"] and written["class_counts"] == {"a": 5, "b": 5, "c": 5}
     assert written["chance"]["balanced_accuracy"] == pytest.approx(1 / 3)
     assert written["chance"]["auroc"] == 0.5
-    assert written["evaluation"] == {"folds": 3, "repeats": 2, "seed": 4}
+    assert written["evaluation"] == {"folds": 3, "repeats": 2, "seed": 4, "bootstrap": 50}
     assert {"overall", "folds", "mean", "std"} <= set(written) and len(written["folds"]) == 6
     assert written["fit_seconds"] >= 0
 
@@ -84,3 +84,22 @@ def test_nan_becomes_null():
     cleaned = jsonable({"auroc": float("nan"), "folds": [{"x": np.float64("nan"), "n": np.int64(3)}]})
     assert json.dumps(cleaned, allow_nan=False) == '{"auroc": null, "folds": [{"x": null, "n": 3}]}'
     assert not math.isnan(jsonable(np.float32(0.5)))
+
+
+def test_torch_head_is_deployed_as_safetensors_and_augment_reaches_the_refit(tmp_path):
+    seen = []
+
+    def augment(X, y, groups, seed):
+        seen.append((len(X), seed))
+        return X, y, groups
+
+    data = small_task(n_patients=30)
+    run_task(data, "mlp", {"folds": 3, "bootstrap": 20}, tmp_path, {**META, "head": "mlp"}, augment=augment)
+    assert all_files(tmp_path) == ["metrics.json", "model", "model/model.json", "model/weights.safetensors",
+                                   "predictions.parquet"]
+    assert [n for n, _ in seen] == [20, 20, 20, 30]  # three training parts, then all 30 rows for the refit
+    assert len({s for _, s in seen}) == 4
+    model = load_head(tmp_path / "model")
+    assert model.predict_proba(data.X).argmax(axis=1).tolist() == [0, 1, 2] * 10
+    written = strict_json(tmp_path / "metrics.json")
+    assert set(written["ci"]) == {"balanced_accuracy", "macro_f1", "auroc", "auprc"}

@@ -1,7 +1,9 @@
 """Task datasets: turn a sample sheet plus per-slide tile embeddings into (X, y, groups) rows for one task.
 
-A row is a tile (level `tile`) or a slide/image (levels `slide`, `image`: the mean of its tile embeddings).
-Groups are patients, so cross-validation never puts one patient on both sides of a split.
+A row is a tile (level `tile`), a slide/image (levels `slide`, `image`: the mean of its tile embeddings, and
+its tiles as a bag for MIL heads) or a group of images (level `group`: the images of one `group_by` value,
+their embeddings pooled by `pool: mean|max`). Groups are patients, so cross-validation never puts one patient on
+both sides of a split. Multilabel labels are `;`-separated terms; rows keep them as one sorted `;`-joined string.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from tileprobe.errors import TileprobeError
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("tile", "slide", "image")
-KINDS = ("binary", "multiclass")
+LEVELS = ("tile", "slide", "image", "group")
+KINDS = ("binary", "multiclass", "multilabel")
+POOLS = ("mean", "max")
+SEPARATOR = ";"
 
 
 class TaskError(TileprobeError, ValueError):
@@ -29,19 +33,34 @@ class TaskError(TileprobeError, ValueError):
 
 @dataclass
 class TaskData:
-    """Rows of one task. `ids` has one row per sample: `slide`, plus `x`, `y` at tile level."""
+    """Rows of one task. `ids` has one row per sample: `slide`, plus `x`, `y` at tile level, `group` at group
+    level. `bags` (slide, image and group levels) holds each row's tile embeddings, for heads that take bags."""
 
     X: np.ndarray  # (n, d) float32
-    y: np.ndarray  # (n,) object: class names as strings
+    y: np.ndarray  # (n,) object: class names as strings (multilabel: sorted terms joined by ';')
     groups: np.ndarray  # (n,) object: patient ids as strings
     ids: pd.DataFrame
+    kind: str = "multiclass"
+    bags: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     @property
     def classes(self) -> list[str]:
+        """Class names; for multilabel, the terms."""
+        if self.kind == "multilabel":
+            return sorted({t for v in self.y for t in split_terms(v)})
         return sorted(set(self.y))
+
+
+def split_terms(label) -> list[str]:
+    return [t.strip() for t in str(label).split(SEPARATOR) if t.strip()]
+
+
+def _normalise_label(value, kind: str) -> str:
+    value = str(value).strip()
+    return SEPARATOR.join(sorted(set(split_terms(value)))) if kind == "multilabel" else value
 
 
 def _task_name(task: dict) -> str:
@@ -63,6 +82,11 @@ def _check_task(task: dict) -> None:
     kind = task.get("kind", "binary")
     if kind not in KINDS:
         raise TaskError(f"task '{name}': kind '{kind}' is not supported here; use one of {', '.join(KINDS)}.")
+    if task.get("pool", "mean") not in POOLS:
+        raise TaskError(f"task '{name}': pool '{task.get('pool')}' is not supported; use one of {', '.join(POOLS)}.")
+    if level == "tile" and kind == "multilabel":
+        raise TaskError(f"task '{name}': tile labels come from annotated regions, one class per tile; "
+                        "use `kind: multiclass` or `binary`, or a slide/image/group-level multilabel task.")
     if level != "tile" and not task.get("label"):
         raise TaskError(f"task '{name}': no `label` given; set it to a column of the sample sheet.")
 
@@ -146,8 +170,9 @@ def _slide_rows(task: dict, sheet: pd.DataFrame, features: dict):
     slides_wanted = samples_for_task(task, sheet)  # first: it names a missing label column
     patients = _patients(sheet)
     labelled = sheet.loc[_is_labelled(sheet[task["label"]])]
-    labels = dict(zip(labelled["slide"].astype(str), labelled[task["label"]].astype(str).str.strip()))
-    X, y, groups, slides, empty = [], [], [], [], []
+    kind = task.get("kind", "binary")
+    labels = {s: _normalise_label(v, kind) for s, v in zip(labelled["slide"].astype(str), labelled[task["label"]])}
+    X, y, groups, slides, empty, bags = [], [], [], [], [], []
     for slide in slides_wanted:
         feats = _slide_features(task, slide, features)
         if len(feats) == 0:
@@ -158,25 +183,76 @@ def _slide_rows(task: dict, sheet: pd.DataFrame, features: dict):
         y.append(np.array([labels[slide]], dtype=object))
         groups.append(np.array([patients[slide]], dtype=object))
         slides.append(slide)
+        bags.append(np.asarray(feats, dtype=np.float32))
     if empty:
         log.warning("task %s: skipped %d slide(s) with zero tiles (check tissue detection): %s",
                     _task_name(task), len(empty), ", ".join(empty))
-    return X, y, groups, [pd.DataFrame({"slide": slides})]
+    return X, y, groups, [pd.DataFrame({"slide": slides})], bags
 
 
-def _rare_classes(y: np.ndarray, groups: np.ndarray, folds: int) -> dict[str, int]:
-    """Classes seen in fewer distinct patients than folds: stratified group CV cannot place them in every fold."""
-    counts = pd.DataFrame({"y": y, "g": groups}).groupby("y")["g"].nunique()
+def _group_rows(task: dict, sheet: pd.DataFrame, features: dict):
+    """One row per `group_by` value: its images' embeddings pooled; the label and patient must agree inside it."""
+    name, column = _task_name(task), task.get("group_by", "group")
+    if column not in sheet.columns:
+        raise TaskError(f"task '{name}': the sample sheet has no column '{column}' to group images by; "
+                        "add it or change the task's `group_by`.")
+    X, y, groups, ids, bags = _slide_rows(task, sheet, features)
+    if not X:
+        return [], [], [], [], []
+    rows = ids[0].assign(label=np.concatenate(y), patient=np.concatenate(groups))
+    group_of = dict(zip(sheet["slide"].astype(str), sheet[column]))
+    rows["group"] = [group_of.get(s) for s in rows["slide"]]
+    unlabelled = rows["group"].isna() | (rows["group"].astype("string").str.strip() == "")
+    if unlabelled.any():
+        raise TaskError(f"task '{name}': slide(s) {', '.join(rows.loc[unlabelled, 'slide'])} carry a label but no "
+                        f"'{column}'; fill in their group or remove their label.")
+    pool = np.max if task.get("pool", "mean") == "max" else np.mean
+    vectors = np.concatenate(X)
+    out_X, out_y, out_g, out_ids, out_bags = [], [], [], [], []
+    for group, part in rows.groupby("group", sort=True):
+        for what, col in (("labels", "label"), ("patients", "patient")):
+            if part[col].nunique() > 1:
+                raise TaskError(
+                    f"task '{name}': group '{group}' mixes {what} ({', '.join(sorted(part[col].unique()))}); "
+                    f"every image of a group must share its {col}. Fix the sample sheet's '{column}' or "
+                    f"{'label' if col == 'label' else 'patient'} column.")
+        members = part.index.to_numpy()
+        out_X.append(pool(vectors[members], axis=0)[None, :])
+        out_y.append(part["label"].to_numpy(dtype=object)[:1])
+        out_g.append(part["patient"].to_numpy(dtype=object)[:1])
+        out_ids.append(pd.DataFrame({"group": [str(group)], "slide": [";".join(part["slide"])]}))
+        out_bags.append(np.concatenate([bags[i] for i in members]))
+    return out_X, out_y, out_g, out_ids, out_bags
+
+
+def _rare_classes(y: np.ndarray, groups: np.ndarray, folds: int, kind: str) -> dict[str, int]:
+    """Classes (multilabel: terms) seen in fewer distinct patients than folds: stratified group CV cannot
+    place them in every fold."""
+    table = pd.DataFrame({"y": y, "g": groups})
+    if kind == "multilabel":
+        table["y"] = [split_terms(v) for v in table["y"]]
+        table = table.explode("y").dropna()
+    counts = table.groupby("y")["g"].nunique()
     return {str(c): int(n) for c, n in counts.items() if n < folds}
+
+
+def _drop_terms(data: TaskData, terms) -> TaskData:
+    """Multilabel: remove terms from every row's label (rows stay: they still say the term is absent)."""
+    terms = set(terms)
+    y = np.array([SEPARATOR.join(t for t in split_terms(v) if t not in terms) for v in data.y], dtype=object)
+    return TaskData(X=data.X, y=y, groups=data.groups, ids=data.ids, kind=data.kind, bags=data.bags)
 
 
 def _apply_class_checks(task: dict, data: TaskData, folds: int) -> TaskData:
     name = _task_name(task)
-    rare = _rare_classes(data.y, data.groups, folds)
+    rare = _rare_classes(data.y, data.groups, folds, data.kind)
     if rare and task.get("drop_rare_classes", False):
         log.warning("task %s: dropping classes with fewer than %d patients: %s", name, folds,
                     ", ".join(f"{c} ({n})" for c, n in rare.items()))
-        data = subset(data, ~np.isin(data.y, list(rare)))
+        if data.kind == "multilabel":
+            data = _drop_terms(data, rare)
+        else:
+            data = subset(data, ~np.isin(data.y, list(rare)))
     elif rare:
         detail = "; ".join(f"class '{c}' has {n} patient(s)" for c, n in rare.items())
         raise TaskError(
@@ -185,7 +261,7 @@ def _apply_class_checks(task: dict, data: TaskData, folds: int) -> TaskData:
             "evaluation.folds, or set `drop_rare_classes: true` in the task to drop it."
         )
     classes = data.classes
-    if len(classes) < 2:
+    if len(classes) < (1 if data.kind == "multilabel" else 2):  # one term is still a yes/no question
         raise TaskError(
             f"task '{name}' (label '{task.get('label')}'): needs at least 2 classes, found "
             f"{len(classes)} ({', '.join(classes) or 'none'}) after removing unlabelled samples"
@@ -204,7 +280,8 @@ def subset(data: TaskData, rows: np.ndarray) -> TaskData:
     rows = np.asarray(rows)
     idx = np.flatnonzero(rows) if rows.dtype == bool else rows
     return TaskData(X=data.X[idx], y=data.y[idx], groups=data.groups[idx],
-                    ids=data.ids.iloc[idx].reset_index(drop=True))
+                    ids=data.ids.iloc[idx].reset_index(drop=True), kind=data.kind,
+                    bags=None if data.bags is None else [data.bags[i] for i in idx])
 
 
 def task_dataset(
@@ -220,10 +297,13 @@ def task_dataset(
     `task['name']`, if present, is used in messages; `tiles` is only needed at tile level.
     """
     _check_task(task)
+    bags = None
     if task["level"] == "tile":
         X, y, groups, ids = _tile_rows(task, sheet, features, tiles)
+    elif task["level"] == "group":
+        X, y, groups, ids, bags = _group_rows(task, sheet, features)
     else:
-        X, y, groups, ids = _slide_rows(task, sheet, features)
+        X, y, groups, ids, bags = _slide_rows(task, sheet, features)
     if not X:
         raise TaskError(
             f"task '{_task_name(task)}': no labelled samples with embeddings; check the label column "
@@ -234,5 +314,7 @@ def task_dataset(
         y=np.concatenate(y),
         groups=np.concatenate(groups),
         ids=pd.concat(ids, ignore_index=True),
+        kind=task.get("kind", "binary"),
+        bags=bags,
     )
     return _apply_class_checks(task, data, folds)

@@ -16,15 +16,23 @@ from sklearn.metrics import f1_score
 
 import tileprobe
 from tileprobe.atomic import atomic_path
-from tileprobe.data import TaskData
-from tileprobe.evaluate import cross_validate, settings
-from tileprobe.heads import make_head
+from tileprobe.data import TaskData, split_terms
+from tileprobe.heads.common import limited_threads
+from tileprobe.evaluate import Augment, cross_validate, fit_head, refit_seed, settings, term_matrix
 
 META_KEYS = ("task", "backbone", "layer", "augmentation", "head", "level", "kind")
 
 
-def chance(y: np.ndarray) -> dict[str, float]:
-    """What a head that learnt nothing would score: uniform guessing, or always the majority class."""
+def chance(y: np.ndarray, kind: str = "multiclass") -> dict[str, float]:
+    """What a head that learnt nothing would score: uniform guessing, or always the majority class
+    (multilabel: per term, always its majority outcome)."""
+    if kind == "multilabel":
+        classes = sorted({t for v in y for t in split_terms(v)})
+        Y = term_matrix(y, classes)
+        majority = np.broadcast_to(Y.mean(axis=0) > 0.5, Y.shape)
+        f1 = lambda avg: float(f1_score(Y, majority, average=avg, zero_division=0))  # noqa: E731
+        return {"balanced_accuracy": 0.5, "auroc": 0.5, "micro_auroc": 0.5,
+                "macro_f1": f1("macro"), "micro_f1": f1("micro")}
     classes, counts = np.unique(y.astype(str), return_counts=True)
     majority = np.full(len(y), classes[np.argmax(counts)], dtype=object)
     return {
@@ -49,32 +57,39 @@ def jsonable(value):
 
 
 def _describe(data: TaskData) -> dict:
-    counts = pd.Series(data.y).value_counts().sort_index()
-    patients = pd.DataFrame({"y": data.y, "g": data.groups}).groupby("y")["g"].nunique()
+    table = pd.DataFrame({"y": data.y, "g": data.groups})
+    if data.kind == "multilabel":  # counts per term
+        table = table.assign(y=[split_terms(v) for v in data.y]).explode("y").dropna()
+    counts = table["y"].value_counts().sort_index()
+    patients = table.groupby("y")["g"].nunique()
     return {
         "n_samples": int(len(data)),
         "n_groups": int(len(set(data.groups))),
         "classes": data.classes,
         "class_counts": {str(c): int(n) for c, n in counts.items()},
         "class_groups": {str(c): int(n) for c, n in patients.items()},
-        "chance": chance(data.y),
+        "chance": chance(data.y, data.kind),
     }
 
 
-def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: str | Path, meta: dict) -> dict:
+def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: str | Path, meta: dict,
+             augment: Augment | None = None, *, threads: int = 1) -> dict:
     """Cross-validate `head_name` on `data`, refit it on everything, and write the outputs to `out_dir`.
 
-    Writes `predictions.parquet`, `model/model.json` and `metrics.json`; returns the record in metrics.json.
+    `augment(X, y, groups, seed)` (optional) transforms the training part of each fold and, for the refit,
+    all labelled data. Writes `predictions.parquet`, `model/` (`model.json`, plus `weights.safetensors` for
+    heads with arrays) and `metrics.json`; returns the record in metrics.json.
     """
     out_dir = Path(out_dir)
     cfg = settings(evaluation)
 
     start = time.perf_counter()
-    predictions, result = cross_validate(data, head_name, cfg)
+    predictions, result = cross_validate(data, head_name, cfg, augment=augment, threads=threads)
     cv_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    final = make_head(head_name, seed=cfg["seed"]).fit(data.X, data.y)
+    with limited_threads(threads):
+        final = fit_head(head_name, data, np.arange(len(data)), cfg["seed"], augment, refit_seed(cfg["seed"]))
     fit_seconds = time.perf_counter() - start
 
     with atomic_path(out_dir / "predictions.parquet") as tmp:

@@ -1,0 +1,24 @@
+# Deployment: each task's refit head applied to the new slides of the `predict` sheet, through the same tiling
+# and embeddings as the training slides.
+
+
+rule predict:
+    input:
+        unpack(predict_inputs),
+    output:
+        f"{RESULTS}/predict/{{task}}/{{slide}}.parquet",
+    params:
+        task=lambda wc: TASKS[wc.task],
+        layer=lambda wc: predict_deployed(wc.task)["layer"],
+    log:
+        f"{RESULTS}/logs/predict/{{task}}/{{slide}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict/{{task}}/{{slide}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../envs/tileprobe.yaml"
+    script:
+        "../scripts/predict.py"

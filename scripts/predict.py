@@ -1,0 +1,14 @@
+from tileprobe import jobs
+from tileprobe.runner import job
+
+with job(snakemake):
+    jobs.predict(
+        snakemake.wildcards.task,
+        snakemake.params.task,
+        snakemake.wildcards.slide,
+        snakemake.input.model,
+        snakemake.input.tiles,
+        snakemake.input.embeddings,
+        snakemake.params.layer,
+        snakemake.output[0],
+    )
