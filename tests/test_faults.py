@@ -1,0 +1,154 @@
+"""Faults lose nothing: a killed extraction, a corrupt slide among good ones, a results directory nobody can write."""
+
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import zarr
+
+from tileprobe import jobs
+from tileprobe.atomic import remove_stale_temporaries, temporary_sibling
+from tileprobe.failures import summarize
+from tileprobe.tiling import read_tiles
+from tiny_project import BACKBONE, make_project, write_config, write_images, write_sheet
+from workflow import ROOT, SNAKEMAKE, snakemake
+
+
+
+def _layers(store):
+    group = zarr.open_group(store, mode="r")
+    return {name: group[name][...] for name in ("final", "x", "y")}
+
+
+@pytest.mark.workflow
+def test_kill_9_during_extraction_then_rerun_gives_the_uninterrupted_result(tmp_path):
+    # One 512-px image in 32-px tiles: 256 tiles, long enough to be caught mid-way.
+    sheet = make_project(tmp_path / "data", n=1, big={"big": 512})  # two classes: the sheet check wants both
+    results = tmp_path / "results"
+    config = write_config(tmp_path / "config.yaml", sheet, results, tiling="grid")
+    store = results / f"embeddings/grid/{BACKBONE}/big.zarr"
+    args = ["--configfile", str(config), "--cores", "2", str(store)]
+
+    run = subprocess.Popen([str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The writer names its temporary after its pid: kill exactly that process, as the OOM killer would.
+    deadline, temporary = time.monotonic() + 300, None
+    while temporary is None and time.monotonic() < deadline and run.poll() is None:
+        temporary = next(store.parent.glob(".big.zarr.tmp-*"), None) if store.parent.exists() else None
+        time.sleep(0.05)
+    assert temporary is not None, "extraction never started:\n" + run.communicate()[0][-3000:]
+    os.kill(int(temporary.name.rsplit("-", 1)[1]), signal.SIGKILL)
+    output = run.communicate(timeout=300)[0]
+    assert run.returncode != 0, output[-3000:]
+    assert not store.exists(), "a killed extraction left something that looks finished"
+    assert temporary.exists()  # SIGKILL leaves no chance to clean up: the rerun must
+
+    snakemake(tmp_path, *args)
+    assert not list(store.parent.glob(".big.zarr.*")), "the rerun left the killed try's temporary behind"
+    assert zarr.open_group(store, mode="r").attrs["complete"] is True
+
+    # The same slide embedded in one go, in this process, with the same settings.
+    reference = tmp_path / "reference.zarr"
+    tiling = read_tiles(results / "tiles/grid/big.parquet")[1]["tiling"]
+    backbone = zarr.open_group(store, mode="r").attrs["spec"]
+    jobs.embed(str(tmp_path / "data/images/big.png"), 0.5, str(results / "tiles/grid/big.parquet"), tiling,
+               backbone, str(reference), threads=2)
+    rerun, whole = _layers(store), _layers(reference)
+    assert rerun["final"].shape == (1, 256, 512)
+    for name in whole:
+        np.testing.assert_array_equal(rerun[name], whole[name])
+
+
+@pytest.mark.workflow
+def test_corrupt_slide_with_keep_going_finishes_the_good_ones_and_names_the_bad_one(tmp_path):
+    rows = write_images(tmp_path / "data/images", n=4)
+    (tmp_path / "data/images/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated by a failed copy" * 10)
+    rows.append({**rows[0], "slide": "broken", "path": "images/broken.png", "patient": "p9"})
+    sheet = write_sheet(tmp_path / "data", rows)
+    results = tmp_path / "results"
+    config = write_config(tmp_path / "config.yaml", sheet, results)
+    stores = [results / f"embeddings/whole/{BACKBONE}/{row['slide']}.zarr" for row in rows]
+    qc = [results / f"qc/whole/{row['slide']}.png" for row in rows]
+
+    result = snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "--keep-going",
+                       *map(str, stores + qc), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    for store, picture in zip(stores[:-1], qc[:-1]):
+        assert zarr.open_group(store, mode="r").attrs["complete"] is True
+        assert picture.stat().st_size > 0
+    assert not stores[-1].exists() and not qc[-1].exists()
+
+    summary = (results / "logs/failures.txt").read_text()
+    assert "1 job(s) failed" in summary and "tile (tiling=whole, slide=broken) failed: cannot read" in summary
+    assert f"{results}/logs/tile/whole/broken.log" in summary and "images/broken.png" in summary
+    assert not any(row["slide"] in summary for row in rows[:-1])
+    assert summary.strip() in output  # printed too, at the end of the run
+
+
+@pytest.mark.workflow
+def test_unwritable_results_directory_stops_the_run_with_a_clear_error(tmp_path):
+    sheet = make_project(tmp_path / "data", n=4)
+    results = tmp_path / "results"
+    results.mkdir()
+    config = write_config(tmp_path / "config.yaml", sheet, results)
+    # root ignores permission bits; an immutable folder is unwritable for everyone.
+    locked = ["chattr", "+i", str(results)] if os.geteuid() == 0 else None
+    if locked:
+        subprocess.run(locked, check=True)
+    else:
+        results.chmod(0o555)
+    try:
+        result = snakemake(tmp_path, "--configfile", str(config), "--cores", "1", check=False)
+    finally:
+        if locked:
+            subprocess.run(["chattr", "-i", str(results)], check=True)
+        results.chmod(0o755)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"results directory {results} is not writable" in output
+    assert "Set `results:` in your config" in output
+    assert "Traceback" not in output and not any(results.iterdir())
+
+
+def test_a_dead_writers_temporary_is_removed_a_live_ones_kept(tmp_path):
+    store = tmp_path / "a.zarr"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / temporary_sibling(store).name.replace(str(os.getpid()), str(gone.pid))
+    live = temporary_sibling(store)
+    for path in (dead, live):
+        (path / "final").mkdir(parents=True)
+    assert remove_stale_temporaries(store) == [dead]
+    assert live.exists() and not dead.exists()
+
+
+SNAKEMAKE_LOG = """\
+Error in rule tile:
+    message: None
+    jobid: 4
+    input: data/bad.svs
+    output: results/tiles/wsi/bad.parquet, results/qc/wsi/bad.png
+    log: results/logs/tile/wsi/bad.log (check log file(s) for error details)
+Execute 1 jobs...
+localrule tile:
+    input: data/good.svs
+    log: results/logs/tile/wsi/good.log
+"""
+
+
+def test_failure_summary_names_each_failed_job_its_input_log_and_error(tmp_path):
+    (tmp_path / "run.log").write_text(SNAKEMAKE_LOG)
+    (tmp_path / "results/logs/tile/wsi").mkdir(parents=True)
+    (tmp_path / "results/logs/tile/wsi/bad.log").write_text(
+        "2026-01-01 10:00:00,000 INFO tileprobe: opening\n"
+        "2026-01-01 10:00:01,000 ERROR tileprobe: tile (tiling=wsi, slide=bad) failed: cannot read data/bad.svs\n")
+    summary = summarize([str(tmp_path / "run.log")], workdir=tmp_path)
+    assert summary.splitlines()[1:5] == [
+        "  - tile", "      input: data/bad.svs", "      log: results/logs/tile/wsi/bad.log",
+        "      tile (tiling=wsi, slide=bad) failed: cannot read data/bad.svs"]
+    assert "good" not in summary
+    assert summarize([str(tmp_path / "missing.log")]) == ""
