@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: demo test test-fast lint install clean
+.PHONY: demo test test-fast test-slurm lint install clean
 
 install: $(STAMP)
 
@@ -17,14 +17,23 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local
-	@echo "Summary: results/report/summary.md"
+	$(BIN)/snakemake --profile profiles/local --report results/report/report.html
+	@echo "Summary: results/report/summary.md; figures: results/report/report.html"
 	@cat results/report/summary.md
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	bash .ci/install-browser.sh  # headless Chromium for the HTML report test; a no-op when present
+	$(BIN)/python -m pytest -m "not slurm"
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not workflow"
+	$(BIN)/python -m pytest -m "not workflow and not slurm"
+
+# A real single-node SLURM on this machine (installed when missing, needs root), the tests marked `slurm`,
+# then the cluster is stopped again, whether they passed or not.
+test-slurm: $(STAMP)
+	bash .ci/slurm/install.sh
+	bash .ci/slurm/start.sh
+	$(BIN)/python -m pytest -m slurm; status=$$?; bash .ci/slurm/stop.sh; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

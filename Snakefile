@@ -24,11 +24,18 @@ if "tasks" not in config:
         update_config(config, _given)
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
+include: "rules/results.smk"
 include: "rules/demo.smk"
 include: "rules/tiling.smk"
 include: "rules/embed.smk"
+include: "rules/augment.smk"
 include: "rules/heads.smk"
+include: "rules/predict.smk"
+include: "rules/select.smk"
 include: "rules/report.smk"
 
 
@@ -37,5 +44,9 @@ rule all:
     input:
         MANIFEST,
         qc_pictures(),
-        head_outputs("metrics"),
+        head_outputs("metrics", FIXED_TASKS),
+        # A function: heads of `backbones: best` tasks are known only after checkpoint `select`.
+        lambda wc: head_outputs("metrics", BEST_TASKS),
         SUMMARY,
+        report_figures(),
+        predict_outputs(),

@@ -11,10 +11,14 @@ from tileprobe.config import check_config
 from tileprobe.data import samples_for_task
 from tileprobe.heads import HEADS
 from tileprobe.samples import check_sheet, read_samples
+from tileprobe import select as tp_select
+from tileprobe import augment as tp_augment
+from tileprobe import predict as tp_predict
 
 
 # Friendly checks first (one line per problem, naming the key); then Snakemake's own validation.
 check_config(config, known_heads=HEADS)
+tp_select.check_selection(config)
 
 
 validate(config, "../config/schema/config.schema.yaml")
@@ -22,11 +26,17 @@ validate(config, "../config/schema/config.schema.yaml")
 
 RESULTS = config["results"].rstrip("/")
 MANIFEST = f"{RESULTS}/manifest.parquet"
-SUMMARY = [f"{RESULTS}/report/summary.parquet", f"{RESULTS}/report/summary.md"]
+SUMMARY = [
+    f"{RESULTS}/report/summary.parquet",
+    f"{RESULTS}/report/summary.md",
+    f"{RESULTS}/report/summary.html",
+]
 TILINGS = config["tilings"]
 BACKBONES = config["backbones"]
 TASKS = config["tasks"]
-AUGMENTATIONS = ["none"]
+# Each configured augmentation is its own head row beside `none` (names and parameters checked here).
+AUGMENT_SPECS = tp_augment.check_augmentations(config.get("augmentations"))
+AUGMENTATIONS = [tp_augment.NONE, *AUGMENT_SPECS]
 NAME = "[A-Za-z0-9_-]+"
 
 
@@ -56,22 +66,38 @@ else:
     SAMPLES = read_samples(SAMPLE_SHEET, TASKS)
 
 
+# New slides to predict (config `predict`): tiled and embedded like training slides, never trained on.
+PREDICT = (
+    tp_predict.predict_sheet(config["predict"], SAMPLES)
+    if config.get("predict")
+    else SAMPLES.iloc[0:0]
+)
+# Every slide a tiling or embedding job may be asked for: the training sheet's, then the new ones.
+SLIDES = pd.concat([SAMPLES, PREDICT.loc[~PREDICT.index.isin(SAMPLES.index)]])
+
+
 def task_slides(task):
     return samples_for_task(TASKS[task], SAMPLES)
 
 
 def slide_path(wildcards):
-    return SAMPLES.at[wildcards.slide, "path"]
+    return SLIDES.at[wildcards.slide, "path"]
 
 
 def slide_mpp(wildcards):
-    mpp = SAMPLES.at[wildcards.slide, "mpp"]
+    mpp = SLIDES.at[wildcards.slide, "mpp"]
     return None if pd.isna(mpp) else float(mpp)
+
+
+def embed_threads(wildcards):
+    """A whole-mode job embeds one image: its time is start-up, so two such jobs side by side beat one with two
+    threads. Grid jobs stream many tiles and use a reader process beside the model."""
+    return 1 if TILINGS[wildcards.tiling]["mode"] == "whole" else 2
 
 
 def slide_annotations(wildcards):
     """The GeoJSON of a slide, when a grid tiling should label its tiles."""
-    path = SAMPLES.at[wildcards.slide, "annotations"]
+    path = SLIDES.at[wildcards.slide, "annotations"] if "annotations" in SLIDES.columns else None
     if TILINGS[wildcards.tiling]["mode"] != "grid" or pd.isna(path):
         return []
     return [path]
@@ -86,30 +112,119 @@ def qc_pictures():
     return [f"{RESULTS}/qc/{tiling}/{slide}.png" for tiling, slide in tiled_slides()]
 
 
-def head_dirs():
+SELECTION = config.get("selection") or {}
+PROXY_TASK = SELECTION.get("proxy_task")
+METRIC = SELECTION.get("metric", "balanced_accuracy")
+
+
+def task_candidates(task):
+    """(backbone, layer) pairs a task trains heads on. `backbones: best` is the proxy task's top pair, known
+    only once checkpoint `select` has run: call this from input functions, never at parse time."""
+    spec = TASKS[task]
+    if spec["backbones"] == tp_select.BEST:
+        ranked = checkpoints.select.get(task=PROXY_TASK).output[0]
+        return [tp_select.best(pd.read_parquet(ranked), ranked)]
+    return [(b, layer) for b in spec["backbones"] for layer in BACKBONES[b]["layers"]]
+
+
+def task_embeddings(task, backbones):
+    """Embedding stores of a task's slides, per backbone."""
+    tiling = TASKS[task]["tiling"]
+    return {
+        b: [f"{RESULTS}/embeddings/{tiling}/{b}/{s}.zarr" for s in task_slides(task)]
+        for b in backbones
+    }
+
+
+# Tasks whose heads are known at parse time, and those (`backbones: best`) that wait for the selection.
+BEST_TASKS = [t for t, spec in TASKS.items() if spec["backbones"] == tp_select.BEST]
+FIXED_TASKS = [t for t in TASKS if t not in BEST_TASKS]
+
+
+def head_dirs(tasks=None):
     return [
         f"{RESULTS}/heads/{task}/{backbone}/{layer}/{augmentation}/{head}"
-        for task, spec in TASKS.items()
-        for backbone in spec["backbones"]
-        for layer in BACKBONES[backbone]["layers"]
+        for task in (TASKS if tasks is None else tasks)
+        for backbone, layer in task_candidates(task)
         for augmentation in AUGMENTATIONS
-        for head in spec["heads"]
+        for head in TASKS[task]["heads"]
     ]
 
 
-def head_outputs(kind):
+def head_outputs(kind, tasks=None):
+    """Heads' metrics or predictions (all tasks by default). With a task in BEST_TASKS, only call it from an
+    input function: it may wait on checkpoint `select`."""
     suffix = {"metrics": "metrics.json", "predictions": "predictions.parquet"}[kind]
-    return [f"{d}/{suffix}" for d in head_dirs()]
+    return [f"{d}/{suffix}" for d in head_dirs(tasks)]
+
+
+FIGURES = f"{RESULTS}/report/figures"
+
+
+def report_figures(exclude=()):
+    """Every figure of the report (selection's only with a proxy task), less the names in `exclude`."""
+    names = ["metric_bars", "layer_depth", "roc_pr", "confusion", "qc_gallery", "timing"]
+    names += [f"embedding_{task}" for task in TASKS]
+    if PROXY_TASK:
+        names.append("selection")
+    return [f"{FIGURES}/{name}.png" for name in names if name not in exclude]
+
+
+def task_store_inputs(task, backbones):
+    """Tile tables and embedding stores of a task's slides for several backbones (selection, embedding maps)."""
+    return {
+        "tiles": [f"{RESULTS}/tiles/{TASKS[task]['tiling']}/{s}.parquet" for s in task_slides(task)],
+        "embeddings": [p for paths in task_embeddings(task, backbones).values() for p in paths],
+    }
+
+
+def candidate_backbones(task):
+    return sorted({b for b, _ in task_candidates(task)})
+
+
+def selection_inputs(wildcards):
+    return task_store_inputs(wildcards.task, TASKS[wildcards.task]["backbones"])
+
+
+def figure(name, caption, category, subcategory=None, **labels):
+    """A figure output that also goes into the Snakemake report under `category`."""
+    return report(
+        f"{FIGURES}/{name}.png",
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels=labels or None,
+    )
+
+
+def embedding_inputs(wildcards):
+    return task_store_inputs(wildcards.task, candidate_backbones(wildcards.task))
 
 
 def head_inputs(wildcards):
     task = TASKS[wildcards.task]
     slides = task_slides(wildcards.task)
     tiling, backbone = task["tiling"], wildcards.backbone
-    return {
+    inputs = {
         "tiles": [f"{RESULTS}/tiles/{tiling}/{s}.parquet" for s in slides],
         "embeddings": [f"{RESULTS}/embeddings/{tiling}/{backbone}/{s}.zarr" for s in slides],
     }
+    spec = AUGMENT_SPECS.get(wildcards.augmentation)
+    if spec and tp_augment.is_per_tile(spec):
+        inputs["augmented"] = f"{RESULTS}/augmented/{tiling}/{backbone}/{wildcards.augmentation}.zarr"
+    return inputs
+
+
+def augment_slides(wildcards):
+    """Slides of every task on this tiling: one precomputed store per tiling x backbone serves them all."""
+    return sorted({s for t, spec in TASKS.items() if spec["tiling"] == wildcards.tiling for s in task_slides(t)})
+
+
+def augment_inputs(wildcards):
+    return [
+        f"{RESULTS}/embeddings/{wildcards.tiling}/{wildcards.backbone}/{s}.zarr"
+        for s in augment_slides(wildcards)
+    ]
 
 
 def task_samples(wildcards):
@@ -120,3 +235,26 @@ def task_samples(wildcards):
         columns.append(task["label"])
     rows = SAMPLES.loc[task_slides(wildcards.task), columns]
     return rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+
+
+# Deployment (rules/predict.smk): the new slides of the `predict` sheet through each task's refit head.
+
+
+def predict_deployed(task):
+    """The trained head a task deploys (input functions only: `backbones: best` waits on the selection)."""
+    return tp_predict.deployed(TASKS[task], task_candidates(task))
+
+
+def predict_outputs():
+    tasks = [t for t, spec in TASKS.items() if spec["level"] in tp_predict.PREDICTABLE_LEVELS]
+    return [f"{RESULTS}/predict/{t}/{s}.parquet" for t in tasks for s in PREDICT.index]
+
+
+def predict_inputs(wildcards):
+    task, chosen = TASKS[wildcards.task], predict_deployed(wildcards.task)
+    tiling = task["tiling"]
+    return {
+        "model": f"{RESULTS}/heads/{wildcards.task}/{chosen['backbone']}/{chosen['layer']}/none/{chosen['head']}/model",
+        "tiles": f"{RESULTS}/tiles/{tiling}/{wildcards.slide}.parquet",
+        "embeddings": f"{RESULTS}/embeddings/{tiling}/{chosen['backbone']}/{wildcards.slide}.zarr",
+    }

@@ -12,6 +12,8 @@ rule embed:
         backbone=lambda wc: BACKBONES[wc.backbone],
         tiling=lambda wc: TILINGS[wc.tiling],
         mpp=slide_mpp,
+        # View 0 is the tile itself; views 1.. are seeded image-space augmentations, embedded in the same pass.
+        views=config.get("views", 1),
     log:
         f"{RESULTS}/logs/embed/{{tiling}}/{{backbone}}/{{slide}}.log",
     benchmark:
@@ -19,7 +21,7 @@ rule embed:
     # On a cluster, group components let many slides share one GPU job (see profiles/slurm).
     group:
         "embed"
-    threads: 2
+    threads: embed_threads
     resources:
         mem_mb=8000,
         runtime=60,

@@ -12,6 +12,14 @@ rule head:
         task=lambda wc: TASKS[wc.task],
         samples=task_samples,
         evaluation=config["evaluation"],
+        augmentation=lambda wc: AUGMENT_SPECS.get(wc.augmentation),
+        # What the stores must have been made with: a shared results dir may hold another config's stores.
+        made_by=lambda wc: {
+            "backbone": wc.backbone,
+            "backbone_spec": BACKBONES[wc.backbone],
+            "tiling": TASKS[wc.task]["tiling"],
+            "tiling_spec": TILINGS[TASKS[wc.task]["tiling"]],
+        },
     log:
         f"{RESULTS}/logs/head/{{task}}/{{backbone}}/{{layer}}/{{augmentation}}/{{head}}.log",
     benchmark:

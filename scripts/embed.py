@@ -10,4 +10,5 @@ with job(snakemake):
         snakemake.params.backbone,
         snakemake.output[0],
         snakemake.threads,
+        views=snakemake.params.views,
     )

@@ -1,9 +1,11 @@
 from pathlib import Path
 
 from tileprobe import jobs
+from tileprobe.provenance import check_stores
 from tileprobe.runner import job
 
 with job(snakemake):
+    check_stores(list(snakemake.input.embeddings), **snakemake.params.made_by)
     jobs.head(
         snakemake.wildcards.task,
         snakemake.params.task,
@@ -16,4 +18,6 @@ with job(snakemake):
         snakemake.wildcards.head,
         snakemake.params.evaluation,
         str(Path(snakemake.output.metrics).parent),
+        augmentation_spec=snakemake.params.augmentation,
+        augmented=snakemake.input.get("augmented"),
     )

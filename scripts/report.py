@@ -2,4 +2,9 @@ from tileprobe import jobs
 from tileprobe.runner import job
 
 with job(snakemake):
-    jobs.report(list(snakemake.input.metrics), snakemake.output.parquet, snakemake.output.markdown)
+    jobs.report(
+        list(snakemake.input.metrics),
+        snakemake.output.parquet,
+        snakemake.output.markdown,
+        snakemake.output.html,
+    )

@@ -19,7 +19,8 @@ def test_demo_config_is_valid_and_gets_defaults(demo_config):
     assert config["tilings"]["wsi"]["overlap_px"] == 0
     assert config["evaluation"]["bootstrap"] == 1000
     assert config["tasks"]["tumor"]["heads"] == ["logreg"]
-    assert config["tasks"]["tumor"]["backbones"] == ["resnet18"]
+    assert config["tasks"]["tumor"]["backbones"] == "best"  # the proxy task's winner (tileprobe.select)
+    assert config["selection"] == {"proxy_task": "tissue", "metric": "balanced_accuracy"}
     assert config["backbones"]["resnet18"]["dtype"] == "float32"
 
 

@@ -70,3 +70,23 @@ def test_write_summary(tmp_path, metrics_files):
     assert "0.912 ± 0.031" in knn and "0.500" in knn and "0.900" in knn and "0.800 ± 0.050" in knn
     grade = next(line for line in table if "grade" in line)
     assert "0.612 ± 0.046" in grade and "0.333" in grade and "nan" not in grade.lower()
+
+
+def test_confidence_intervals_are_read_in_either_shape(tmp_path):
+    r = record("tumour", "logreg", 0.7, 0.1)
+    r["ci"] = {"balanced_accuracy": [0.6, 0.8], "auroc": {"low": 0.85, "high": 0.95}, "macro_f1": "odd"}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(r))
+    row = summarize([path]).iloc[0]
+    assert (row["balanced_accuracy_ci_low"], row["balanced_accuracy_ci_high"]) == (0.6, 0.8)
+    assert (row["auroc_ci_low"], row["auroc_ci_high"]) == (0.85, 0.95)
+    assert np.isnan(row["macro_f1_ci_low"]) and np.isnan(row["macro_f1_ci_high"])  # unknown shape: no CI
+
+
+def test_summary_html_has_a_row_per_head(tmp_path, metrics_files):
+    df = summarize(metrics_files)
+    out = tmp_path / "report"
+    write_summary(df, out / "summary.parquet", out / "summary.md", out / "summary.html")
+    html = (out / "summary.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.count("</tr>") == 1 + len(df)
+    assert "0.912 ± 0.031" in html and "nan" not in html.lower()

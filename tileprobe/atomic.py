@@ -50,3 +50,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove temporaries of `path` whose writer ran on this host and is gone (killed, crashed); return them.
+
+    A writer killed with SIGKILL cannot clean up after itself; its rerun does. Temporaries of live writers and
+    of other hosts (whose processes cannot be checked from here) are left alone.
+    """
+    path = Path(path)
+    prefix = f".{path.name}.tmp-{socket.gethostname()}-"
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}.tmp-*") if path.parent.is_dir() else []:
+        pid = candidate.name[len(prefix):]
+        if candidate.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            _remove(candidate)
+            removed.append(candidate)
+    return removed

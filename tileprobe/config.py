@@ -92,7 +92,8 @@ def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
     for name, task in config["tasks"].items():
         _check_names("tiling", f"tasks.{name}.tiling", [task["tiling"]], config["tilings"])
         task.setdefault("backbones", sorted(config["backbones"]))
-        _check_names("backbone", f"tasks.{name}.backbones", task["backbones"], config["backbones"])
+        if task["backbones"] != "best":  # `best`: the proxy task's top backbone (tileprobe.select)
+            _check_names("backbone", f"tasks.{name}.backbones", task["backbones"], config["backbones"])
         _check_names("head", f"tasks.{name}.heads", task["heads"], known_heads)
         if task["level"] == "tile" and config["tilings"][task["tiling"]]["mode"] != "grid":
             raise ConfigError(

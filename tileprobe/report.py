@@ -14,7 +14,11 @@ COLUMNS = [
     "n_samples", "n_groups", "n_classes",
     "balanced_accuracy", "balanced_accuracy_std", "chance_balanced_accuracy",
     "auroc", "auroc_std", "macro_f1", "macro_f1_std",
+    # Confidence intervals, when metrics.json has a `ci` entry (bootstrap); NaN otherwise.
+    "balanced_accuracy_ci_low", "balanced_accuracy_ci_high", "auroc_ci_low", "auroc_ci_high",
+    "macro_f1_ci_low", "macro_f1_ci_high",
 ]
+CI_METRICS = ("balanced_accuracy", "auroc", "macro_f1")
 
 COUNTS = {"n_samples", "n_groups", "n_classes"}
 SCORES = set(COLUMNS[COLUMNS.index("balanced_accuracy"):])
@@ -30,8 +34,22 @@ _SHOWN = [
 ]
 
 
+def ci_bounds(ci, metric: str) -> tuple[float | None, float | None]:
+    """(low, high) of `metric` from a metrics.json `ci` entry written as {metric: [low, high]} or
+    {metric: {low|lower, high|upper}}; (None, None) when absent or in a shape not known here."""
+    value = ci.get(metric) if isinstance(ci, dict) else None
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return value[0], value[1]
+    if isinstance(value, dict):
+        return value.get("low", value.get("lower")), value.get("high", value.get("upper"))
+    return None, None
+
+
 def _row(record: dict) -> dict:
     overall, std = record.get("overall", {}), record.get("std", {})
+    cis = {}
+    for metric in CI_METRICS:
+        cis[f"{metric}_ci_low"], cis[f"{metric}_ci_high"] = ci_bounds(record.get("ci"), metric)
     return {
         **{k: record.get(k) for k in ("task", "level", "kind", "backbone", "layer", "augmentation", "head",
                                       "n_samples", "n_groups")},
@@ -43,6 +61,7 @@ def _row(record: dict) -> dict:
         "auroc_std": std.get("auroc"),
         "macro_f1": overall.get("macro_f1"),
         "macro_f1_std": std.get("macro_f1"),
+        **cis,
     }
 
 
@@ -87,9 +106,26 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(df: pd.DataFrame, parquet_path, markdown_path) -> None:
-    """Write the summary table as Parquet and Markdown, each atomically."""
+def to_html(df: pd.DataFrame) -> str:
+    """The Markdown table's rows as a standalone HTML page, for the Snakemake report (which shows HTML inline)."""
+    table = pd.DataFrame([{h: _cell(row, c, s) for h, c, s in _SHOWN} for _, row in df.iterrows()],
+                         columns=[h for h, _, _ in _SHOWN])
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>tileprobe summary</title>"
+        "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} td:nth-child(-n+6){text-align:left}</style>"
+        "</head><body><h1>tileprobe summary</h1><p>Scores are out-of-fold, from cross-validation grouped by "
+        "patient; &plusmn; is the std over folds; chance is shown beside balanced accuracy.</p>"
+        + table.to_html(index=False, border=0, classes="summary") + "</body></html>\n"
+    )
+
+
+def write_summary(df: pd.DataFrame, parquet_path, markdown_path, html_path=None) -> None:
+    """Write the summary table as Parquet, Markdown and (optionally) HTML, each atomically."""
     with atomic_path(parquet_path) as tmp:
         df.to_parquet(tmp, index=False)
     with atomic_path(markdown_path) as tmp:
         tmp.write_text(to_markdown(df))
+    if html_path is not None:
+        with atomic_path(html_path) as tmp:
+            tmp.write_text(to_html(df))
