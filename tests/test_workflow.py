@@ -28,8 +28,11 @@ def test_every_stage_leaves_its_outputs(demo_run):
         assert store.attrs["complete"] and store.attrs["model"] == "resnet18"
     for slide in ish:
         assert len(pd.read_parquet(results / f"tiles/ish/{slide}.parquet")) == 1
-    for task in ("tissue", "tumor", "stage"):
-        head = results / f"heads/{task}/resnet18/final/none/logreg"
+    # Every head the summary reports left its predictions, metrics and refit model.
+    summary = pd.read_parquet(results / "report/summary.parquet")
+    assert set(summary["task"]) == {"tissue", "tumor", "stage"}
+    for row in summary.itertuples():
+        head = results / f"heads/{row.task}/{row.backbone}/{row.layer}/{row.augmentation}/{row.head}"
         predictions = pd.read_parquet(head / "predictions.parquet")
         metrics = json.loads((head / "metrics.json").read_text())
         assert len(predictions) == metrics["n_samples"] * metrics["evaluation"]["repeats"]
