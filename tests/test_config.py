@@ -17,7 +17,7 @@ def demo_config():
 def test_demo_config_is_valid_and_gets_defaults(demo_config):
     config = check_config(demo_config, HEADS)
     assert config["tilings"]["wsi"]["overlap_px"] == 0
-    assert config["evaluation"]["bootstrap"] == 1000
+    assert config["evaluation"]["repeats"] == 1 and config["dask"]["cluster"] == "threads"
     assert config["tasks"]["tumor"]["heads"] == ["logreg"]
     assert config["tasks"]["tumor"]["backbones"] == "best"  # the proxy task's winner (tileprobe.select)
     assert config["selection"] == {"proxy_task": "tissue", "metric": "balanced_accuracy"}

@@ -103,10 +103,10 @@ def test_predict_sheet_through_the_workflow(demo_run):
     manifest = pd.read_parquet(results / "manifest.parquet")
     known = manifest[manifest["stage"].notna()].head(2)
     sheet = results / "predict_sheet.tsv"
-    sheet.write_text("slide\tpath\n" + "".join(f"new_{s}\t{p}\n" for s, p in zip(known["slide"], known["path"])))
+    sheet.write_text("slide\tpath\n" + "".join(f"new_{s}\t{demo_run / p}\n" for s, p in zip(known["slide"], known["path"])))
     targets = [f"results/predict/stage/new_{s}.parquet" for s in known["slide"]]
     try:
-        snakemake(demo_run, "--cores", "2", "--config", f"predict={sheet}", *targets)
+        snakemake(demo_run, *targets, "--cores", "2", "--config", f"predict={sheet}")  # --config swallows what follows it
         model = load_head(results / "heads/stage/resnet18/final/none/logreg/model")
         for slide, target in zip(known["slide"], targets):
             table = pd.read_parquet(demo_run / target)
