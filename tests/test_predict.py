@@ -2,6 +2,8 @@
 
 import json
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,4 +118,8 @@ def test_predict_sheet_through_the_workflow(demo_run):
             np.testing.assert_allclose(table.filter(like="prob_").to_numpy(), expected, atol=1e-5)
             assert table["slide"].tolist() == [f"new_{slide}"]
     finally:
+        # Put the shared demo run back as it was: later tests plan reruns from what is on disk.
         sheet.unlink()
+        shutil.rmtree(results / "predict", ignore_errors=True)
+        for path in sorted(results.glob("*/ish/**/new_*"), key=lambda p: -len(p.parts)):
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
