@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash .ci/install-browser.sh  # headless Chromium for the HTML report test; a no-op when present
-	$(BIN)/python -m pytest -m "not slurm"
+	$(BIN)/python -m pytest -m "not slurm" --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not workflow and not slurm"

@@ -1,6 +1,9 @@
 # Config and sample-sheet checks (before any job runs), wildcard constraints and input functions.
 
+import functools
 import os
+import re
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -93,6 +96,55 @@ def embed_threads(wildcards):
     """A whole-mode job embeds one image: its time is start-up, so two such jobs side by side beat one with two
     threads. Grid jobs stream many tiles and use a reader process beside the model."""
     return 1 if TILINGS[wildcards.tiling]["mode"] == "whole" else 2
+
+
+def slides_per_job(tiling):
+    """How many slides one embedding job embeds with the model loaded once. A small image takes a fraction of a
+    second to embed but seconds to start a job (torch, the model), so whole-mode images come in batches."""
+    spec = TILINGS[tiling]
+    return spec.get("slides_per_job", 32 if spec["mode"] == "whole" else 1)
+
+
+def name_pattern(names):
+    """A wildcard constraint that matches exactly these names (none: a pattern that matches nothing)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+BATCHED_TILINGS = name_pattern(t for t in TILINGS if slides_per_job(t) > 1)
+SINGLE_TILINGS = name_pattern(t for t in TILINGS if slides_per_job(t) == 1)
+
+
+@functools.cache
+def embed_batches(tiling):
+    """{batch: [slide, ...]} for a batched tiling: the training sheet's slides in sheet order, then the new
+    slides to predict in their own batches, so adding slides to predict never re-embeds training slides."""
+    needed = {s for t, s in tiled_slides() if t == tiling}
+    training = [s for s in SAMPLES.index if s in needed]
+    predicting = [t for t, spec in TASKS.items() if spec["tiling"] == tiling
+                  and spec["level"] in tp_predict.PREDICTABLE_LEVELS]
+    new = [s for s in PREDICT.index if predicting and s not in needed]
+    n, batches = slides_per_job(tiling), {}
+    for prefix, slides in (("", training), ("predict-", new)):
+        for start in range(0, len(slides), n):
+            batches[f"{prefix}{start // n:04d}"] = slides[start : start + n]
+    return batches
+
+
+def batch_of(wildcards):
+    """The batch directory that holds one slide's store until rule embed_from_batch moves it into place."""
+    for batch, slides in embed_batches(wildcards.tiling).items():
+        if wildcards.slide in slides:
+            return f"{RESULTS}/embedding_batches/{wildcards.tiling}/{wildcards.backbone}/{batch}"
+    raise ValueError(f"slide {wildcards.slide} is embedded under no task of tiling {wildcards.tiling}")
+
+
+def batch_slides(wildcards):
+    """The sheet rows of one batch, as the batch job needs them."""
+    return [
+        {"slide": s, "path": SLIDES.at[s, "path"], "mpp": slide_mpp(SimpleNamespace(slide=s)),
+         "tiles": f"{RESULTS}/tiles/{wildcards.tiling}/{s}.parquet"}
+        for s in embed_batches(wildcards.tiling)[wildcards.batch]
+    ]
 
 
 def slide_annotations(wildcards):

@@ -1,5 +1,7 @@
 # The one expensive pass: a frozen backbone over every tile of a slide, streamed into a Zarr store.
 # Keyed by tiling and backbone only, so every task that shares them reuses the store.
+# A tiling's `slides_per_job` picks how: one job per slide (rule embed, the default for whole-slide images), or
+# one job per batch of slides with the model loaded once (rule embed_batch, the default for small whole images).
 
 
 rule embed:
@@ -18,6 +20,8 @@ rule embed:
         f"{RESULTS}/logs/embed/{{tiling}}/{{backbone}}/{{slide}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/embed/{{tiling}}/{{backbone}}/{{slide}}.tsv"
+    wildcard_constraints:
+        tiling=SINGLE_TILINGS,
     # On a cluster, group components let many slides share one GPU job (see profiles/slurm).
     group:
         "embed"
@@ -29,3 +33,55 @@ rule embed:
         "../envs/tileprobe.yaml"
     script:
         "../scripts/embed.py"
+
+
+# Many slides, one model load: the stores land in a temporary batch folder, and rule embed_from_batch moves each
+# into its usual place, so everything downstream sees one store per slide whichever way it was made.
+rule embed_batch:
+    input:
+        slides=lambda wc: [s["path"] for s in batch_slides(wc)],
+        tiles=lambda wc: [s["tiles"] for s in batch_slides(wc)],
+    output:
+        temp(directory(f"{RESULTS}/embedding_batches/{{tiling}}/{{backbone}}/{{batch}}")),
+    params:
+        slides=batch_slides,
+        backbone=lambda wc: BACKBONES[wc.backbone],
+        tiling=lambda wc: TILINGS[wc.tiling],
+        views=config.get("views", 1),
+    log:
+        f"{RESULTS}/logs/embed_batch/{{tiling}}/{{backbone}}/{{batch}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/embed/{{tiling}}/{{backbone}}/batch-{{batch}}.tsv"
+    wildcard_constraints:
+        tiling=BATCHED_TILINGS,
+        batch="(predict-)?[0-9]+",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/tileprobe.yaml"
+    script:
+        "../scripts/embed_batch.py"
+
+
+# A rename, not a copy: atomic, instant, and a slide that failed in its batch fails here with the batch's message.
+rule embed_from_batch:
+    input:
+        batch_of,
+    output:
+        directory(f"{RESULTS}/embeddings/{{tiling}}/{{backbone}}/{{slide}}.zarr"),
+    log:
+        f"{RESULTS}/logs/embed/{{tiling}}/{{backbone}}/{{slide}}.log",
+    wildcard_constraints:
+        tiling=BATCHED_TILINGS,
+    localrule: True
+    threads: 1
+    conda:
+        "../envs/tileprobe.yaml"
+    shell:
+        "if [ -d {input:q}/{wildcards.slide}.zarr ]; then mv {input:q}/{wildcards.slide}.zarr {output:q} "
+        "&& echo 'moved from {input}' > {log:q}; "
+        "else echo 'embedding {wildcards.slide} failed in its batch:' "
+        "$(cat {input:q}/{wildcards.slide}.error 2>/dev/null || echo 'no store, no message: see the batch log')"
+        " | tee {log:q} >&2; exit 1; fi"

@@ -1,6 +1,7 @@
 """Faults lose nothing: a killed extraction, a corrupt slide among good ones, a results directory nobody can write."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -69,7 +70,9 @@ def test_corrupt_slide_with_keep_going_finishes_the_good_ones_and_names_the_bad_
     rows.append({**rows[0], "slide": "broken", "path": "images/broken.png", "patient": "p9"})
     sheet = write_sheet(tmp_path / "data", rows)
     results = tmp_path / "results"
-    config = write_config(tmp_path / "config.yaml", sheet, results)
+    # One job per image: in a batched tiling an image that cannot be tiled holds back its batch (next test).
+    tiling = {"mode": "whole", "tile_px": 32, "tissue": "none", "slides_per_job": 1}
+    config = write_config(tmp_path / "config.yaml", sheet, results, tilings={"whole": tiling})
     stores = [results / f"embeddings/whole/{BACKBONE}/{row['slide']}.zarr" for row in rows]
     qc = [results / f"qc/whole/{row['slide']}.png" for row in rows]
 
@@ -87,6 +90,37 @@ def test_corrupt_slide_with_keep_going_finishes_the_good_ones_and_names_the_bad_
     assert f"{results}/logs/tile/whole/broken.log" in summary and "images/broken.png" in summary
     assert not any(row["slide"] in summary for row in rows[:-1])
     assert summary.strip() in output  # printed too, at the end of the run
+
+
+@pytest.mark.workflow
+def test_image_that_breaks_during_a_batch_fails_only_its_own_store(tmp_path):
+    """Whole images are embedded in batches, the model loaded once; one that cannot be read by then (here:
+    truncated after it was tiled) leaves its batch-mates' stores and fails its own job with the reason."""
+    sheet = make_project(tmp_path / "data", n=4)
+    results = tmp_path / "results"
+    config = write_config(tmp_path / "config.yaml", sheet, results)
+    slides = [f"img{i}" for i in range(4)]
+    tables = [str(results / f"tiles/whole/{s}.parquet") for s in slides]
+    snakemake(tmp_path, "--configfile", str(config), "--cores", "2", *tables)
+    broken = tmp_path / "data/images/img2.png"
+    stamp = broken.stat()
+    broken.write_bytes(broken.read_bytes()[:200])
+    os.utime(broken, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # older than its tile table: not tiled again
+
+    stores = [results / f"embeddings/whole/{BACKBONE}/{s}.zarr" for s in slides]
+    result = snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "--keep-going", *map(str, stores),
+                       check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert len(re.findall(r"^(?:local)?rule embed_batch:", output, re.M)) == 1  # one model load for all four
+    assert len(re.findall(r"^(?:local)?rule embed_from_batch:", output, re.M)) == 4
+    for store in stores[:2] + stores[3:]:
+        assert zarr.open_group(store, mode="r").attrs["complete"] is True
+    assert not stores[2].exists()
+    summary = (results / "logs/failures.txt").read_text()
+    assert "1 job(s) failed" in summary and "embed_from_batch" in summary
+    assert "embedding img2 failed in its batch" in summary and "img2.png" in summary
+    assert "Traceback" not in summary  # the reason, not a DataLoader worker's stack
 
 
 @pytest.mark.workflow

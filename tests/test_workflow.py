@@ -71,8 +71,9 @@ def test_one_target_rebuilds_only_itself(demo_run):
 
 def test_one_target_from_scratch_needs_only_its_inputs(tmp_path):
     jobs = planned_jobs(tmp_path, HEAD)
-    # The ISH images only: 24 tilings, 24 embeddings, one head; no slide, no report.
-    assert jobs == {"demo_data": 1, "tile": 24, "embed": 24, "head": 1}
+    # The ISH images only: 24 tilings, 24 embeddings (two batches of 12, the model loaded once per batch, each
+    # store then moved into place), one head; no slide, no report.
+    assert jobs == {"demo_data": 1, "tile": 24, "embed_batch": 2, "embed_from_batch": 24, "head": 1}
 
 
 def test_dry_run_in_repository_root_lists_the_demo_jobs():

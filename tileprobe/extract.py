@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 import tileprobe
 from tileprobe.backbones import Backbone, default_device, load_backbone
+from tileprobe.errors import TileprobeError
 from tileprobe.slides import open_slide
 from tileprobe.store import EmbeddingWriter
 from tileprobe.tiling import read_tile, read_tiles
@@ -86,6 +87,16 @@ def tile_loader(dataset: TileDataset, batch_size: int, threads: int, device: tor
         prefetch_factor=2 if workers else None,
         persistent_workers=False,
     )
+
+
+def worker_error(err: TileprobeError) -> TileprobeError:
+    """The error a DataLoader worker raised, with its own message: torch re-raises it in the main process with
+    the worker's whole traceback as the message, which would bury what the user has to fix."""
+    text = str(err)
+    marker = f"{type(err).__module__}.{type(err).__qualname__}: "
+    if "Original Traceback" not in text or marker not in text:
+        return err
+    return type(err)(text.rsplit(marker, 1)[1].strip())
 
 
 def store_attrs(provenance: dict, extra: dict | None, n_tiles: int) -> dict:
@@ -187,6 +198,8 @@ def _embed(backbone: Backbone, job: SlideJob, tiles: pd.DataFrame, tile_px: int,
                     out.write(view, start, {layer: a.reshape(b, views, -1)[:, view] for layer, a in feats.items()})
                 start += b
                 progress.update(b)
+    except TileprobeError as err:
+        raise worker_error(err) from None
     finally:
         progress.close()
         dataset.close()

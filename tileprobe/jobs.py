@@ -73,6 +73,40 @@ def embed(slide_path: str, mpp, tiles_path: str, tiling: dict, backbone: dict, o
                 provenance_extra={"tiling": tiling}, views=views)
 
 
+def embed_batch(slides: list[dict], tiling: dict, backbone_spec: dict, out_dir: str, threads: int,
+                views: int = 1) -> None:
+    """Embed a batch of slides ({slide, path, mpp, tiles}) into `out_dir`/{slide}.zarr, the model loaded once.
+
+    A slide that fails leaves `{slide}.error` with its message instead of a store, so only its own
+    embed_from_batch job fails and every other slide of the batch is kept.
+    """
+    from tileprobe.atomic import atomic_path
+    from tileprobe.backbones import default_device, load_backbone
+    from tileprobe.errors import TileprobeError
+    from tileprobe.extract import SlideJob, embed_slides
+    from tileprobe.provenance import check_tiles
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    backbone = load_backbone(backbone_spec, input_px=tiling["tile_px"], device=default_device())
+    failed = []
+    for s in slides:
+        try:
+            check_tiles(s["tiles"], Path(s["tiles"]).parent.name, tiling)
+            embed_slides([SlideJob(s["path"], s["tiles"], out / f"{s['slide']}.zarr", s["mpp"], {"tiling": tiling})],
+                         tiling["tile_px"], backbone_spec, threads=threads, views=views, backbone=backbone)
+        except TileprobeError as err:
+            failed.append(s["slide"])
+            log.error("%s: %s", s["slide"], err)
+            with atomic_path(out / f"{s['slide']}.error") as tmp:
+                Path(tmp).write_text(f"{err}\n")
+    log.info("embedded %d of %d slides with %s loaded once", len(slides) - len(failed), len(slides),
+             backbone.name)
+    if failed and len(failed) == len(slides):
+        raise TileprobeError(f"every slide of this batch failed ({', '.join(failed)}); the first said: "
+                             f"{(out / f'{failed[0]}.error').read_text().strip()}")
+
+
 def task_data(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: list[str], layer: str,
               evaluation: dict, features: dict | None = None):
     """One task's rows (X, y, groups) from its slides' tile tables and one layer of their embeddings.

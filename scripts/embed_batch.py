@@ -1,0 +1,12 @@
+from tileprobe import jobs
+from tileprobe.runner import job
+
+with job(snakemake):
+    jobs.embed_batch(
+        snakemake.params.slides,
+        snakemake.params.tiling,
+        snakemake.params.backbone,
+        snakemake.output[0],
+        snakemake.threads,
+        views=snakemake.params.views,
+    )
