@@ -43,6 +43,7 @@ rule all:
     default_target: True
     input:
         MANIFEST,
+        TILING_MANIFEST,
         qc_pictures(),
         head_outputs("metrics", FIXED_TASKS),
         # A function: heads of `backbones: best` tasks are known only after checkpoint `select`.

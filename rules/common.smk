@@ -29,6 +29,7 @@ validate(config, "../config/schema/config.schema.yaml")
 
 RESULTS = config["results"].rstrip("/")
 MANIFEST = f"{RESULTS}/manifest.parquet"
+TILING_MANIFEST = f"{RESULTS}/tiling_manifest.parquet"
 SUMMARY = [
     f"{RESULTS}/report/summary.parquet",
     f"{RESULTS}/report/summary.md",

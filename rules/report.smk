@@ -6,6 +6,7 @@
 rule report:
     input:
         metrics=lambda wc: head_outputs("metrics"),
+        slides=TILING_MANIFEST,
     output:
         parquet=SUMMARY[0],
         markdown=SUMMARY[1],

@@ -117,9 +117,14 @@ def test_snakemake_report_renders_every_figure_in_headless_chromium(demo_run, tm
     for category in CATEGORIES:
         assert category in seen["menu"], category
     figures = {path.rsplit("/", 1)[-1].removesuffix(".png"): info for path, info in seen["results"].items()
-               if path.endswith(".png")}
+               if path.endswith(".png") and "/report/figures/" in path}
     assert sorted(figures) == sorted(FIGURES)
-    for name, info in figures.items():
+    # Every tiled slide's QC picture is linked from the report too, under its tiling.
+    slides = pd.read_parquet(demo_run / "results/tiling_manifest.parquet")
+    qc = {path.split("/qc/", 1)[1]: info for path, info in seen["results"].items() if "/qc/" in path}
+    assert sorted(qc) == sorted(f"{t}/{s}.png" for t, s in zip(slides["tiling"], slides["slide"]))
+    assert {info["category"] for info in qc.values()} == {"5. Quality control"}
+    for name, info in {**figures, **qc}.items():
         assert info["width"] > 200 and info["height"] > 100, (name, info)  # decoded and shown by the browser
         assert info["caption"], name
     summary = [info for path, info in seen["results"].items() if path.endswith("summary.html")]

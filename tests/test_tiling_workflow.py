@@ -44,3 +44,39 @@ def test_one_bad_slide_fails_only_its_own_jobs(tmp_path):
         assert not (results / f"tiles/wsi/{slide}.parquet").exists()
         log = (results / f"logs/tile/wsi/{slide}.log").read_text()
         assert message in log and "Traceback" not in log
+
+
+def test_slide_without_tiles_is_listed_in_the_tiling_manifest_and_the_report(tmp_path):
+    """Issue 3, point 3: the empty slide is flagged after tiling, listed with its QC picture in the summary, and
+    the task skips it with a warning that names it, instead of failing or silently shrinking."""
+    images = tmp_path / "images"
+    images.mkdir()
+    rows = []
+    for i in range(6):
+        write_png(images / f"s{i}.png", tissue_image(1024, 1024, (128, 128, 896, 896)))
+        rows.append(f"s{i}\timages/s{i}.png\t0.5\tp{i}\t{'yes' if i % 2 else 'no'}")
+    write_png(images / "blank.png", tissue_image(1024, 1024, (0, 0, 0, 0)))
+    rows.append("blank\timages/blank.png\t0.5\tp9\tyes")
+    (tmp_path / "samples.tsv").write_text("slide\tpath\tmpp\tpatient\ttumor\n" + "\n".join(rows) + "\n")
+    config = {"results": "results", "samples": "samples.tsv", "tilings": {"wsi": {"mpp": 1.0, "tile_px": 128}},
+              "backbones": {"noise": {"model": "noise:8"}},
+              "tasks": {"tumor": {"level": "slide", "label": "tumor", "kind": "binary", "tiling": "wsi",
+                                  "backbones": ["noise"], "heads": ["meanpool"]}},
+              "evaluation": {"folds": 2, "repeats": 1, "seed": 0, "bootstrap": 20}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "results/report/summary.md")
+
+    results = tmp_path / "results"
+    import pandas as pd
+
+    manifest = pd.read_parquet(results / "tiling_manifest.parquet").set_index("slide")
+    assert manifest.loc["blank", "flags"] == "no_tiles" and manifest.loc["blank", "n_tiles"] == 0
+    assert (manifest.drop(index="blank")["flags"] == "").all() and (manifest.drop(index="blank")["n_tiles"] > 0).all()
+    assert manifest.loc["blank", "qc"].endswith("qc/wsi/blank.png")
+    summary = (results / "report/summary.md").read_text()
+    assert "7 tiled (wsi: 7); 1 flagged." in summary
+    assert "| wsi | blank | 0 | no_tiles | [../qc/wsi/blank.png](../qc/wsi/blank.png) |" in summary
+    assert (results / "report" / "../qc/wsi/blank.png").is_file()
+    assert "blank" in (results / "report/summary.html").read_text()
+    head_log = (results / "logs/head/tumor/noise/final/none/meanpool.log").read_text()
+    assert "skipped 1 slide(s) with zero tiles" in head_log and "blank" in head_log

@@ -168,10 +168,22 @@ def augment(name: str, spec: dict, stores: dict[str, str], layers: list[str], da
     log.info("%s: %s copies of %d slides written to %s", name, spec["kind"], len(stores), out)
 
 
-def report(metrics: list[str], parquet: str, markdown: str, html: str | None = None) -> None:
+def tiling_manifest(tiles: list[str], qc: list[str], out: str) -> None:
+    from tileprobe.atomic import atomic_path
+    from tileprobe.tiling_manifest import flagged, tiling_manifest
+
+    table = tiling_manifest(tiles, qc)
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+    for _, row in flagged(table).iterrows():
+        log.warning("%s (tiling %s) is flagged %s: see %s", row["slide"], row["tiling"], row["flags"], row["qc"])
+    log.info("%d slide(s) tiled, %d flagged", len(table), len(flagged(table)))
+
+
+def report(metrics: list[str], slides: str, parquet: str, markdown: str, html: str | None = None) -> None:
     from tileprobe.report import summarize, write_summary
 
-    write_summary(summarize(metrics), parquet, markdown, html)
+    write_summary(summarize(metrics), parquet, markdown, html, slides=pd.read_parquet(slides))
 
 
 def select(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: dict[str, list[str]],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -89,6 +90,34 @@ def _cell(row: pd.Series, column: str, std_column: str | None) -> str:
     return str(value).replace("|", "\\|")  # a pipe would split the Markdown cell
 
 
+def slides_markdown(slides: pd.DataFrame) -> str:
+    """How many slides each tiling kept, and every flagged one with its QC picture (relative to the report)."""
+    counts = ", ".join(f"{t}: {n}" for t, n in slides.groupby("tiling", sort=False).size().items())
+    bad = slides[slides["flags"].fillna("") != ""]
+    lines = ["", "## Slides", "", f"{len(slides)} tiled ({counts}); {len(bad)} flagged."]
+    if len(bad):
+        lines += ["", "Flagged slides are skipped by every task (each skip is a warning in that head's log).", "",
+                  "| tiling | slide | tiles | flags | QC picture |", "|---|---|---:|---|---|"]
+        for _, row in bad.iterrows():
+            qc = f"../qc/{row['tiling']}/{row['slide']}.png"
+            lines.append(f"| {row['tiling']} | {row['slide']} | {row['n_tiles']} | {row['flags']} | [{qc}]({qc}) |")
+    return "\n".join(lines) + "\n"
+
+
+def slides_html(slides: pd.DataFrame) -> str:
+    bad = slides[slides["flags"].fillna("") != ""]
+    text = f"<h2>Slides</h2><p>{len(slides)} tiled; {len(bad)} flagged.</p>"
+    if len(bad):
+        rows = "".join(
+            f"<tr><td>{html.escape(r['tiling'])}</td><td>{html.escape(r['slide'])}</td><td>{r['n_tiles']}</td>"
+            f"<td>{html.escape(r['flags'])}</td><td>results/qc/{html.escape(r['tiling'])}/{html.escape(r['slide'])}.png"
+            "</td></tr>" for _, r in bad.iterrows())
+        text += ("<p>Flagged slides are skipped by every task; their QC pictures are in the QC section.</p>"
+                 "<table class='flagged'><tr><th>tiling</th><th>slide</th><th>tiles</th><th>flags</th>"
+                 f"<th>QC picture</th></tr>{rows}</table>")
+    return text
+
+
 def to_markdown(df: pd.DataFrame) -> str:
     headers = [h for h, _, _ in _SHOWN]
     lines = [
@@ -106,7 +135,7 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_html(df: pd.DataFrame) -> str:
+def to_html(df: pd.DataFrame, extra: str = "") -> str:
     """The Markdown table's rows as a standalone HTML page, for the Snakemake report (which shows HTML inline)."""
     table = pd.DataFrame([{h: _cell(row, c, s) for h, c, s in _SHOWN} for _, row in df.iterrows()],
                          columns=[h for h, _, _ in _SHOWN])
@@ -116,16 +145,18 @@ def to_html(df: pd.DataFrame) -> str:
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} td:nth-child(-n+6){text-align:left}</style>"
         "</head><body><h1>tileprobe summary</h1><p>Scores are out-of-fold, from cross-validation grouped by "
         "patient; &plusmn; is the std over folds; chance is shown beside balanced accuracy.</p>"
-        + table.to_html(index=False, border=0, classes="summary") + "</body></html>\n"
+        + table.to_html(index=False, border=0, classes="summary") + extra + "</body></html>\n"
     )
 
 
-def write_summary(df: pd.DataFrame, parquet_path, markdown_path, html_path=None) -> None:
-    """Write the summary table as Parquet, Markdown and (optionally) HTML, each atomically."""
+def write_summary(df: pd.DataFrame, parquet_path, markdown_path, html_path=None,
+                  slides: pd.DataFrame | None = None) -> None:
+    """Write the summary table as Parquet, Markdown and (optionally) HTML, each atomically; `slides` (the tiling
+    manifest) adds a section that counts the tiled slides and lists the flagged ones."""
     with atomic_path(parquet_path) as tmp:
         df.to_parquet(tmp, index=False)
     with atomic_path(markdown_path) as tmp:
-        tmp.write_text(to_markdown(df))
+        tmp.write_text(to_markdown(df) + (slides_markdown(slides) if slides is not None else ""))
     if html_path is not None:
         with atomic_path(html_path) as tmp:
-            tmp.write_text(to_html(df))
+            tmp.write_text(to_html(df, slides_html(slides) if slides is not None else ""))
