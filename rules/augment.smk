@@ -11,7 +11,7 @@ rule augment:
         slides=augment_slides,
         spec=lambda wc: AUGMENT_SPECS[wc.augmentation],
         layers=lambda wc: BACKBONES[wc.backbone]["layers"],
-        dask=config.get("dask", {}),
+        dask={"log_directory": f"{RESULTS}/logs/dask", **config.get("dask", {})},
     log:
         f"{RESULTS}/logs/augment/{{tiling}}/{{backbone}}/{{augmentation}}.log",
     benchmark:

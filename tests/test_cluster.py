@@ -98,9 +98,11 @@ def test_slurm_cluster_through_dask_jobqueue(stores, expected, tmp_path):
     up = subprocess.run(["sinfo", "-h", "-p", queue, "-o", "%a"], capture_output=True, text=True, timeout=30)
     if up.returncode != 0 or "up" not in up.stdout:
         pytest.skip(f"SLURM partition {queue!r} is not up ({up.stderr.strip()}): run .ci/slurm/start.sh")
-    cfg = {"cluster": "slurm", "workers": 1, "queue": queue, "cores": 1, "memory": "2GB", "walltime": "00:10:00"}
+    cfg = {"cluster": "slurm", "workers": 1, "queue": queue, "cores": 1, "memory": "2GB", "walltime": "00:10:00",
+           "log_directory": str(tmp_path / "logs")}
     with dask_cluster(cfg, timeout=180) as client:
         assert len(client.scheduler_info()["workers"]) == 1
         got = augmented(stores, tmp_path / "slurm.zarr")
+    assert list((tmp_path / "logs").glob("*.out")), "the worker job's SLURM log went elsewhere"
     for slide in stores:
         np.testing.assert_array_equal(got[slide], expected[slide])

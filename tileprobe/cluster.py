@@ -102,6 +102,8 @@ def _slurm_cluster(cfg: dict, timeout: float):
     # One worker process per SLURM job, `cores` threads in it; `workers` jobs in all.
     cluster = SLURMCluster(queue=cfg["queue"], cores=cores, processes=1, memory=cfg["memory"],
                            walltime=cfg.get("walltime", "01:00:00"),
+                           # else each worker job's slurm-<id>.out lands wherever the run was started
+                           log_directory=cfg.get("log_directory"),
                            scheduler_options={"dashboard_address": None})
     with cluster:
         cluster.scale(jobs=int(cfg["workers"]))
