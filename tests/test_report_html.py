@@ -37,6 +37,7 @@ document.getElementById("report").addEventListener("load", async () => {
   try {
     await sleep(500);
     out.menu = win.document.body.innerText;
+    out.categories = win.eval("categories");
     for (const [path, entry] of Object.entries(win.eval("results"))) {
       const png = path.endsWith(".png");
       win.eval("app").setView({content: png ? "img" : "html", contentPath: entry.data_uri, resultPath: path});
@@ -123,7 +124,9 @@ def test_snakemake_report_renders_every_figure_in_headless_chromium(demo_run, tm
     slides = pd.read_parquet(demo_run / "results/tiling_manifest.parquet")
     qc = {path.split("/qc/", 1)[1]: info for path, info in seen["results"].items() if "/qc/" in path}
     assert sorted(qc) == sorted(f"{t}/{s}.png" for t, s in zip(slides["tiling"], slides["slide"]))
-    assert {info["category"] for info in qc.values()} == {"5. Quality control"}
+    by_tiling = seen["categories"]["5. Quality control"]
+    assert {t: sorted(paths) for t, paths in by_tiling.items() if t != "Other"} == {
+        t: sorted(f"results/qc/{t}/{s}.png" for s in group["slide"]) for t, group in slides.groupby("tiling")}
     for name, info in {**figures, **qc}.items():
         assert info["width"] > 200 and info["height"] > 100, (name, info)  # decoded and shown by the browser
         assert info["caption"], name
