@@ -6,18 +6,14 @@ over the slide), pools them by those weights and classifies the pooled vector. O
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
-import tileprobe
-from tileprobe.heads import FORMAT, register_head
-from tileprobe.heads.common import check_kind, targets, write_model
-from tileprobe.heads.torch_training import (load_state_arrays, loss_function, probabilities, seeded,
-                                            state_arrays, target_tensor, train_with_early_stopping,
-                                            validation_split)
+from tileprobe.heads import register_head
+from tileprobe.heads.common import targets
+from tileprobe.heads.torch_head import TorchHead
+from tileprobe.heads.torch_training import loss_function, probabilities, target_tensor
 
 
 class GatedAttentionMIL(nn.Module):
@@ -39,84 +35,45 @@ class GatedAttentionMIL(nn.Module):
 
 
 @register_head("abmil")
-class ABMILHead:
+class ABMILHead(TorchHead):
     input = "bags"
     hidden = 128
     attention_dim = 64
     dropout = 0.25
     lr = 5e-4
-    weight_decay = 1e-4
     max_epochs = 100
-    patience = 10
     batch_size = 8  # bags per optimiser step
 
-    def __init__(self, seed: int = 0, kind: str = "multiclass"):
-        check_kind(self.name, kind, ("binary", "multiclass", "multilabel"))
-        self.seed, self.task_kind = seed, kind
-        self.classes_ = self.net = self.mean_ = self.scale_ = None
-        self.training_: dict = {}
+    def architecture(self) -> dict:
+        return {"hidden": self.hidden, "attention": self.attention_dim, "dropout": self.dropout, "gated": True}
 
-    def _bag(self, bag) -> torch.Tensor:
-        return torch.as_tensor((np.asarray(bag, dtype=np.float32) - self.mean_) / self.scale_)
+    @classmethod
+    def build(cls, architecture: dict, n_out: int) -> nn.Module:
+        return GatedAttentionMIL(architecture["n_features"], architecture["hidden"], architecture["attention"],
+                                 n_out, architecture["dropout"])
 
     def fit(self, bags, y, groups=None) -> "ABMILHead":
         if any(len(b) == 0 for b in bags):
             raise ValueError("abmil: a bag has no tiles; data.task_dataset skips such slides")
         T, self.classes_ = targets(y, self.task_kind)
         tiles = np.concatenate([np.asarray(b, dtype=np.float32) for b in bags])
-        self.mean_ = tiles.mean(axis=0)
-        self.scale_ = np.where(tiles.std(axis=0) > 0, tiles.std(axis=0), 1.0).astype(np.float32)
-        inputs, truth = [self._bag(b) for b in bags], target_tensor(T, self.task_kind)
-        generator = seeded(self.seed)
-        self.net = GatedAttentionMIL(tiles.shape[1], self.hidden, self.attention_dim, len(self.classes_),
-                                     self.dropout)
+        self._fit_standardisation(tiles)
+        inputs, truth = [self._standardise(b) for b in bags], target_tensor(T, self.task_kind)
         loss = loss_function(self.task_kind)
 
         def loss_of(idx):
             logits = torch.stack([self.net(inputs[i]) for i in idx])
             return loss(logits, truth[torch.as_tensor(idx)])
 
-        train, val = validation_split(y, groups, self.seed)
-        self.training_ = train_with_early_stopping(
-            self.net, loss_of, train, val, generator=generator, max_epochs=self.max_epochs,
-            patience=self.patience, lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size)
+        self._train(tiles.shape[1], loss_of, y, groups)
         return self
 
     def predict_proba(self, bags) -> np.ndarray:
-        if self.net is None:
-            raise RuntimeError("abmil head is not fitted; call fit(bags, y) or load_head(dir) first")
+        self._check_fitted()
         with torch.no_grad():
-            return probabilities(torch.stack([self.net(self._bag(b)) for b in bags]), self.task_kind)
+            return probabilities(torch.stack([self.net(self._standardise(b)) for b in bags]), self.task_kind)
 
     def attention(self, bag) -> np.ndarray:
         """Attention weight of each tile of one bag (sums to one): where the head looked."""
         with torch.no_grad():
-            return self.net.attention(self.net.embed(self._bag(bag))).double().numpy()
-
-    def to_spec(self) -> dict:
-        return {
-            "format": FORMAT, "head": self.name, "kind": self.task_kind,
-            "classes": [str(c) for c in self.classes_],
-            "architecture": {"n_features": int(len(self.mean_)), "hidden": self.hidden,
-                             "attention": self.attention_dim, "dropout": self.dropout, "gated": True},
-            "params": {"lr": self.lr, "weight_decay": self.weight_decay, "max_epochs": self.max_epochs,
-                       "patience": self.patience, "batch_size": self.batch_size, "seed": self.seed},
-            "training": self.training_,
-            "tileprobe_version": tileprobe.__version__, "torch_version": torch.__version__,
-        }
-
-    @classmethod
-    def from_spec(cls, spec: dict, tensors: dict) -> "ABMILHead":
-        head = cls(seed=spec["params"]["seed"], kind=spec["kind"])
-        arch = spec["architecture"]
-        head.classes_ = np.array(spec["classes"], dtype=object)
-        head.mean_, head.scale_ = tensors["input.mean"], tensors["input.scale"]
-        head.net = GatedAttentionMIL(arch["n_features"], arch["hidden"], arch["attention"], len(head.classes_),
-                                     arch["dropout"])
-        load_state_arrays(head.net, tensors)
-        head.training_ = spec.get("training", {})
-        return head
-
-    def save(self, directory: str | Path) -> Path:
-        tensors = {"input.mean": self.mean_, "input.scale": self.scale_, **state_arrays(self.net)}
-        return write_model(directory, self.to_spec(), tensors)
+            return self.net.attention(self.net.embed(self._standardise(bag))).double().numpy()
