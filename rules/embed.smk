@@ -81,7 +81,7 @@ rule embed_from_batch:
         "../envs/tileprobe.yaml"
     shell:
         "if [ -d {input:q}/{wildcards.slide}.zarr ]; then mv {input:q}/{wildcards.slide}.zarr {output:q} "
-        "&& echo 'moved from {input}' > {log:q}; "
+        "&& echo moved from {input:q} > {log:q}; "
         "else echo 'embedding {wildcards.slide} failed in its batch:' "
         "$(cat {input:q}/{wildcards.slide}.error 2>/dev/null || echo 'no store, no message: see the batch log')"
         " | tee {log:q} >&2; exit 1; fi"
