@@ -137,3 +137,54 @@ def write_geojson(path: str | Path, features: list[dict], collection: bool = Tru
     data = {"type": "FeatureCollection", "features": features} if collection else features
     Path(path).write_text(json.dumps(data))
     return Path(path)
+
+
+def write_dicom(folder: str | Path, image: np.ndarray, mpp: float = 0.5, tile: int = 256,
+                downsamples=(1, 2)) -> list[np.ndarray]:
+    """A DICOM VL Whole Slide Microscopy series, one file per level in `folder`, as OpenSlide 4 reads it:
+    TILED_FULL frames of `tile` px (native RGB, so pixels compare exactly), pixel spacing in mm."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
+    levels = pyramid(image, downsamples)
+    for index, (level, downsample) in enumerate(zip(levels, downsamples)):
+        h, w = level.shape[:2]
+        padded = np.full((-(-h // tile) * tile, -(-w // tile) * tile, 3), 255, np.uint8)
+        padded[:h, :w] = level
+        frames = [padded[y:y + tile, x:x + tile] for y in range(0, padded.shape[0], tile)
+                  for x in range(0, padded.shape[1], tile)]
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy Image
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_reference
+        ds.Modality, ds.Manufacturer, ds.ContainerIdentifier = "SM", "tileprobe tests", "slide"
+        ds.ImageType = ["ORIGINAL" if index == 0 else "DERIVED", "PRIMARY", "VOLUME", "NONE"]
+        ds.PatientID = ds.PatientName = ds.StudyID = "test"
+        ds.SeriesNumber, ds.InstanceNumber = 1, index + 1
+        ds.DimensionOrganizationType = "TILED_FULL"
+        ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows, ds.TotalPixelMatrixFocalPlanes = w, h, 1
+        ds.Rows = ds.Columns = tile
+        ds.NumberOfFrames, ds.NumberOfOpticalPaths = len(frames), 1
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        spacing_mm = mpp * downsample / 1000
+        ds.ImagedVolumeWidth, ds.ImagedVolumeHeight, ds.ImagedVolumeDepth = w * spacing_mm, h * spacing_mm, 0.001
+        measures = Dataset()
+        measures.PixelSpacing, measures.SliceThickness = [spacing_mm, spacing_mm], 0.001
+        shared = Dataset()
+        shared.PixelMeasuresSequence = Sequence([measures])
+        ds.SharedFunctionalGroupsSequence = Sequence([shared])
+        optical_path = Dataset()
+        optical_path.OpticalPathIdentifier = "1"
+        ds.OpticalPathSequence = Sequence([optical_path])
+        ds.PixelData = np.stack(frames).tobytes()
+        ds.save_as(folder / f"level{index}.dcm", enforce_file_format=True)
+    return levels

@@ -1,7 +1,7 @@
 """Each format the tests can write goes to the right backend and comes back as written (issue 3, points 1, 8).
 
-Formats no writer exists for offline (Hamamatsu NDPI, MIRAX, Leica SCN, Philips TIFF, Ventana, DICOM) go to
-OpenSlide by the same dispatch as the Aperio and generic TIFFs here.
+Formats no writer exists for offline (Hamamatsu NDPI, MIRAX, Leica SCN, Philips TIFF, Ventana) go to OpenSlide by
+the same dispatch as the Aperio, generic TIFF and DICOM slides here.
 """
 
 import numpy as np
@@ -12,6 +12,7 @@ from slide_factory import (
     position_image,
     tissue_image,
     write_aperio,
+    write_dicom,
     write_generic_tiff,
     write_ome_tiff,
     write_plain_tiff,
@@ -42,6 +43,23 @@ def test_generic_tiled_pyramid_with_resolution_tags(tmp_path):
         assert slide.level_dimensions == ((1024, 768), (256, 192))
         assert slide.mpp == pytest.approx(0.25)
         np.testing.assert_array_equal(slide.read_region(200, 100, 0, 300, 200), levels[0][100:300, 200:500])
+
+
+def test_dicom_wsi_through_openslide(tmp_path):
+    """A DICOM VL Whole Slide Microscopy series (one file per level): any file of it opens the slide."""
+    levels = write_dicom(tmp_path / "series", position_image(1000, 700), mpp=0.5)
+    with open_slide(tmp_path / "series/level1.dcm") as slide:
+        assert isinstance(slide, OpenSlideSlide) and slide.format == "dicom"
+        assert slide.level_dimensions == ((1000, 700), (500, 350)) and slide.level_downsamples == (1.0, 2.0)
+        assert slide.mpp == pytest.approx(0.5)  # from the pixel spacing, in mm in DICOM
+        # across frame boundaries at both levels; level-1 region at level-0 (400, 100) = level-1 (200, 50)
+        np.testing.assert_array_equal(slide.read_region(200, 230, 0, 300, 60), levels[0][230:290, 200:500])
+        np.testing.assert_array_equal(slide.read_region(400, 100, 1, 150, 30), levels[1][50:80, 200:350])
+    write_dicom(tmp_path / "tissue", tissue_image(1024, 1024, (256, 256, 768, 768)), mpp=0.5)
+    with open_slide(tmp_path / "tissue/level0.dcm") as slide:
+        tiles = tile_slide(slide, {"mpp": 1.0, "tile_px": 128, "thumbnail_px": 512}).tiles
+    assert (tiles["level"] == 1).all() and sorted(zip(tiles["x"], tiles["y"])) == [
+        (x, y) for x in (256, 512) for y in (256, 512)]
 
 
 def test_ome_tiff_pyramid_from_subifds_with_ome_mpp(tmp_path):
