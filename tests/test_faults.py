@@ -119,6 +119,7 @@ def test_image_that_breaks_during_a_batch_fails_only_its_own_store(tmp_path):
     assert not stores[2].exists()
     summary = (results / "logs/failures.txt").read_text()
     assert "1 job(s) failed" in summary and "embed_from_batch" in summary
+    assert f"output: {stores[2]}" in summary
     assert "embedding img2 failed in its batch" in summary and "img2.png" in summary
     assert "Traceback" not in summary  # the reason, not a DataLoader worker's stack
 
@@ -181,8 +182,9 @@ def test_failure_summary_names_each_failed_job_its_input_log_and_error(tmp_path)
         "2026-01-01 10:00:00,000 INFO tileprobe: opening\n"
         "2026-01-01 10:00:01,000 ERROR tileprobe: tile (tiling=wsi, slide=bad) failed: cannot read data/bad.svs\n")
     summary = summarize([str(tmp_path / "run.log")], workdir=tmp_path)
-    assert summary.splitlines()[1:5] == [
-        "  - tile", "      input: data/bad.svs", "      log: results/logs/tile/wsi/bad.log",
+    assert summary.splitlines()[1:6] == [
+        "  - tile", "      input: data/bad.svs", "      output: results/tiles/wsi/bad.parquet ...",
+        "      log: results/logs/tile/wsi/bad.log",
         "      tile (tiling=wsi, slide=bad) failed: cannot read data/bad.svs"]
     assert "good" not in summary
     assert summarize([str(tmp_path / "missing.log")]) == ""

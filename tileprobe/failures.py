@@ -19,6 +19,7 @@ class Failure:
     rule: str
     wildcards: str = ""
     inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
     reason: str = ""
 
@@ -38,8 +39,9 @@ def parse_snakemake_log(text: str) -> list[Failure]:
             if current and line.strip() and not line.startswith((" ", "\t")):
                 current = None
             continue
-        if match["key"] == "input":
-            current.inputs = [p.strip() for p in match["value"].split(",") if p.strip()]
+        if match["key"] in ("input", "output"):
+            paths = [p.strip() for p in match["value"].split(",") if p.strip()]
+            setattr(current, f"{match['key']}s", paths)
         elif match["key"] == "wildcards":
             current.wildcards = match["value"].strip()
         elif match["key"] == "log":
@@ -77,6 +79,8 @@ def summarize(snakemake_log, workdir: str | Path = ".") -> str:
         lines.append(f"  - {failure.rule}" + (f" ({failure.wildcards})" if failure.wildcards else ""))
         if failure.inputs:
             lines.append(f"      input: {failure.inputs[0]}" + (" ..." if len(failure.inputs) > 1 else ""))
+        if failure.outputs:  # Snakemake 9 prints no wildcards here: the output says which slide
+            lines.append(f"      output: {failure.outputs[0]}" + (" ..." if len(failure.outputs) > 1 else ""))
         for log in failure.logs:
             reason = failure.reason or _reason(Path(workdir) / log)
             lines.append(f"      log: {log}")
