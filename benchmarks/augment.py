@@ -29,7 +29,7 @@ SPEC = {"kind": "views", "copies": 2, "seed": 0}
 
 
 def write_stores(root: Path, total_mb: float) -> dict[str, Path]:
-    from tileprobe.store import EmbeddingWriter
+    from tileprobe.embed.store import EmbeddingWriter
 
     tiles = int(total_mb * 2**20 / (SLIDES * VIEWS * DIM * 4))
     rng = np.random.default_rng(0)
@@ -55,7 +55,7 @@ def child(root: str, out: str) -> None:
     """One augmentation on the threaded scheduler; prints peak RSS above the post-import baseline (MB)."""
     import dask
 
-    from tileprobe.augment import augment_stores  # imported before the baseline, like everything it uses
+    from tileprobe.augment.per_tile import augment_stores  # imported before the baseline, like everything it uses
 
     stores = {p.stem: p for p in sorted(Path(root).glob("s*.zarr"))}
     base = rss_mb("VmRSS")
@@ -65,8 +65,8 @@ def child(root: str, out: str) -> None:
 
 
 def throughput(stores: dict, mb: float, workers: int, out: Path) -> float:
-    from tileprobe.augment import augment_stores
-    from tileprobe.cluster import dask_cluster
+    from tileprobe.augment.cluster import dask_cluster
+    from tileprobe.augment.per_tile import augment_stores
 
     with dask_cluster({"cluster": "local", "workers": workers}):
         start = time.perf_counter()

@@ -26,11 +26,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tileprobe import demo  # noqa: E402
-from tileprobe.backbones import load_backbone  # noqa: E402
-from tileprobe.extract import SlideJob, _torch_threads, embed_slides  # noqa: E402
-from tileprobe.slides import open_slide  # noqa: E402
-from tileprobe.tiling import read_tile, tile_slide, write_tiles  # noqa: E402
+from tileprobe.demo import synthetic as demo  # noqa: E402
+from tileprobe.embed.extract import SlideJob, _torch_threads, embed_slides  # noqa: E402
+from tileprobe.embed.load import load_backbone  # noqa: E402
+from tileprobe.slides.registry import open_slide  # noqa: E402
+from tileprobe.tiling.grid import tile_slide
+from tileprobe.tiling.read import read_tile  # noqa: E402
+from tileprobe.tiling.table import write_tiles
 
 
 def make_slide(workdir: Path, tile_px: int, n_tiles: int) -> tuple[Path, Path]:

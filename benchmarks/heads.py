@@ -36,10 +36,10 @@ def embeddings(rows: int, dim: int, seed: int = 0):
 
 
 def time_head(name: str, X, y, groups) -> float:
-    from tileprobe.heads import HEADS, make_head
+    from tileprobe.learn.heads.registry import head_class, make_head
 
     head = make_head(name, seed=0, kind="multiclass")
-    if HEADS[name].input == "bags":
+    if head_class(name).input == "bags":
         order = np.argsort(groups, kind="stable")
         split = np.cumsum(np.unique(groups, return_counts=True)[1])[:-1]
         bags = np.split(X[order], split)
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
-    from tileprobe.heads.common import limited_threads
+    from tileprobe.learn.heads.common import limited_threads
 
     load_before = os.getloadavg()
     X, y, groups = embeddings(args.rows, args.dim)

@@ -29,8 +29,8 @@ import tifffile
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tileprobe.slides import open_slide  # noqa: E402
-from tileprobe.tiling import tile_slide  # noqa: E402
+from tileprobe.slides.registry import open_slide  # noqa: E402
+from tileprobe.tiling.grid import tile_slide  # noqa: E402
 
 WIDTH, HEIGHT, TILE = 100_000, 80_000, 256
 DOWNSAMPLES = (1, 4, 16, 64)

@@ -31,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from slide_factory import write_aperio  # noqa: E402
 
-from tileprobe.reading import TileReader  # noqa: E402
-from tileprobe.slides import open_slide  # noqa: E402
-from tileprobe.tiling import read_tile, tile_slide  # noqa: E402
+from tileprobe.slides.registry import open_slide  # noqa: E402
+from tileprobe.tiling.blocks import TileReader  # noqa: E402
+from tileprobe.tiling.grid import tile_slide
+from tileprobe.tiling.read import read_tile  # noqa: E402
 
 
 def make_slide(path: Path, side: int) -> None:

@@ -9,22 +9,22 @@ import pandas as pd
 
 from snakemake.utils import validate
 
-from tileprobe import demo as tp_demo
-from tileprobe.config import check_config
-from tileprobe.data import samples_for_task
-from tileprobe.heads import HEADS
-from tileprobe.samples import check_sheet, read_samples
-from tileprobe import select as tp_select
+from tileprobe.demo import synthetic as tp_demo
+from tileprobe.config.check import SCHEMA_DIR, check_config
+from tileprobe.learn.data import samples_for_task
+from tileprobe.learn.heads.registry import head_names
+from tileprobe.config.samples import check_sheet, read_samples
+from tileprobe.learn import select as tp_select
 from tileprobe import augment as tp_augment
-from tileprobe import predict as tp_predict
+from tileprobe.learn import predict as tp_predict
 
 
 # Friendly checks first (one line per problem, naming the key); then Snakemake's own validation.
-check_config(config, known_heads=HEADS)
+check_config(config, known_heads=head_names())
 tp_select.check_selection(config)
 
 
-validate(config, "../config/schema/config.schema.yaml")
+validate(config, str(SCHEMA_DIR / "config.schema.yaml"))
 
 
 RESULTS = config["results"].rstrip("/")

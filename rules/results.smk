@@ -4,7 +4,7 @@
 
 import sys
 
-from tileprobe import shared as tp_shared
+from tileprobe.workflow import shared_results as tp_shared
 
 
 if config.get("group_writable"):
@@ -18,7 +18,7 @@ if workflow.is_main_process and tp_shared.writes_results(sys.argv):
 
 
 onerror:
-    from tileprobe.failures import write_summary
+    from tileprobe.workflow.failures import write_summary
 
     summary = write_summary(log, f"{RESULTS}/logs/failures.txt")
     if summary:

@@ -1,5 +1,5 @@
-from tileprobe import jobs
-from tileprobe.runner import job
+from tileprobe.workflow import jobs
+from tileprobe.workflow.runner import job
 
 # A LocalCluster starts its workers by re-importing this file: only the parent may do the work.
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-from tileprobe.plots.gallery import qc_gallery
-from tileprobe.runner import job
+from tileprobe.report.plots.gallery import qc_gallery
+from tileprobe.workflow.runner import job
 
 with job(snakemake):
     qc_gallery(list(snakemake.input), snakemake.output[0])

@@ -1,5 +1,5 @@
-from tileprobe import jobs
-from tileprobe.runner import job
+from tileprobe.workflow import jobs
+from tileprobe.workflow.runner import job
 
 with job(snakemake):
     jobs.figure_selection(

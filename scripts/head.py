@@ -1,8 +1,8 @@
 from pathlib import Path
 
-from tileprobe import jobs
-from tileprobe.provenance import check_stores
-from tileprobe.runner import job
+from tileprobe.embed.provenance import check_stores
+from tileprobe.workflow import jobs
+from tileprobe.workflow.runner import job
 
 with job(snakemake):
     check_stores(list(snakemake.input.embeddings), **snakemake.params.made_by)

@@ -1,11 +1,4 @@
-import sys
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-# Test helper modules (slide factories, the snakemake runner) live beside the tests.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +7,7 @@ def demo_run(tmp_path_factory):
 
     Tests that change files in it must put them back as they were.
     """
-    from workflow import snakemake
+    from tests.support.runner import snakemake
 
     workdir = tmp_path_factory.mktemp("demo")
     snakemake(workdir, "--cores", "2")

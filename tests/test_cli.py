@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from slide_factory import position_image, write_aperio, write_ome_tiff, write_png
+
+from tests.support.slide_factory import position_image, write_aperio, write_ome_tiff, write_png
 
 SCRIPT = Path(sys.executable).parent / "tileprobe"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.runner import ROOT
 
 
 def _name(requirement: str) -> str:

@@ -11,7 +11,7 @@ from tileprobe.errors import TileprobeError
 
 
 def slide_info(path: str) -> dict:
-    from tileprobe.slides import open_slide
+    from tileprobe.slides.registry import open_slide
 
     with open_slide(path) as slide:
         return {

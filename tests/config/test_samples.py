@@ -1,0 +1,70 @@
+import pandas as pd
+import pytest
+
+from tileprobe.config.samples import SampleSheetError, read_samples, write_manifest
+
+TASKS = {"tumor": {"level": "slide", "label": "tumor", "kind": "binary"}}
+
+
+def _sheet(tmp_path, rows, header="slide\tpath\tpatient\tmpp\ttumor"):
+    for name in ("a.tiff", "b.tiff", "c d é.tiff"):
+        (tmp_path / name).write_bytes(b"x")
+    path = tmp_path / "samples.tsv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_good_sheet_resolves_paths_and_defaults(tmp_path):
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\t0.25\tyes", "s2\tc d é.tiff\t\t\tno"])
+    sheet = read_samples(path, TASKS)
+    assert list(sheet.index) == ["s1", "s2"]
+    assert sheet.at["s1", "path"] == str(tmp_path / "a.tiff")
+    assert sheet.at["s2", "path"] == str(tmp_path / "c d é.tiff")
+    assert sheet.at["s2", "patient"] == "s2"
+    assert sheet.at["s1", "mpp"] == 0.25 and pd.isna(sheet.at["s2", "mpp"])
+
+
+def test_duplicated_slide_id_names_both_lines(tmp_path):
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\t\tyes", "s1\tb.tiff\tp2\t\tno"])
+    with pytest.raises(SampleSheetError) as err:
+        read_samples(path, TASKS)
+    assert "line 2: slide id 's1' appears more than once" in str(err.value)
+    assert "line 3" in str(err.value) and str(path) in str(err.value)
+
+
+def test_missing_file_names_row_and_path(tmp_path):
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\t\tyes", "s2\tmissing.svs\tp2\t\tno"])
+    with pytest.raises(SampleSheetError, match=r"line 3 \(s2\): path .*missing\.svs does not exist"):
+        read_samples(path, TASKS)
+
+
+def test_missing_label_column_lists_alternatives(tmp_path):
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\t\tyes"], header="slide\tpath\tpatient\tmpp\tcancer")
+    with pytest.raises(SampleSheetError, match=r"(?s)needs label column `tumor`.*one of: cancer"):
+        read_samples(path, TASKS)
+
+
+def test_bad_id_and_bad_mpp(tmp_path):
+    with pytest.raises(SampleSheetError, match=r"line 2: slide id 's 1'"):
+        read_samples(_sheet(tmp_path, ["s 1\ta.tiff\tp1\t\tyes", "s2\tb.tiff\tp\t\tno"]), TASKS)
+    with pytest.raises(SampleSheetError, match=r"line 3: mpp 'fast' is not a positive number"):
+        read_samples(_sheet(tmp_path, ["s1\ta.tiff\tp1\t\tyes", "s2\tb.tiff\tp\tfast\tno"]), TASKS)
+
+
+def test_binary_task_needs_two_classes(tmp_path):
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\t\tyes", "s2\tb.tiff\tp2\t\tmaybe", "s3\ta.tiff\tp3\t\tno"])
+    with pytest.raises(SampleSheetError, match="binary but column `tumor` has 3 classes"):
+        read_samples(path, TASKS)
+
+
+def test_pending_files_may_be_absent(tmp_path):
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\t\tyes", "s2\tlater.tiff\tp2\t\tno"])
+    sheet = read_samples(path, TASKS, pending=[str(tmp_path / "later.tiff")])
+    assert len(sheet) == 2
+
+
+def test_manifest_round_trip(tmp_path):
+    sheet = read_samples(_sheet(tmp_path, ["s1\ta.tiff\tp1\t0.5\tyes", "s2\tb.tiff\tp2\t\tno"]), TASKS)
+    write_manifest(sheet, tmp_path / "manifest.parquet")
+    back = pd.read_parquet(tmp_path / "manifest.parquet")
+    assert list(back["slide"]) == ["s1", "s2"] and back["mpp"].iloc[0] == 0.5

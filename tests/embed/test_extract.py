@@ -1,0 +1,169 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import zarr
+from PIL import Image
+
+from tileprobe.embed.extract import embed_slide
+from tileprobe.embed.load import load_backbone
+from tileprobe.embed.store import is_complete, load_layer, read_provenance
+from tileprobe.slides.registry import open_slide
+from tileprobe.tiling.grid import tile_table
+from tileprobe.tiling.read import read_tile
+from tileprobe.tiling.table import read_tiles, write_tiles
+
+SPEC = {"model": "test_resnet", "weights": "none", "batch_size": 4}
+TILE = 32
+
+
+@pytest.fixture
+def slide(tmp_path):
+    """A 96 x 64 PNG with structure, so that every tile embeds differently."""
+    yy, xx = np.mgrid[0:64, 0:96]
+    rgb = np.stack([xx * 2, yy * 3, (xx * yy) % 256], axis=-1).astype(np.uint8)
+    path = tmp_path / "slide.png"
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def grid_table(tmp_path, n_cols=3, n_rows=2, name="grid"):
+    xs, ys = np.meshgrid(np.arange(n_cols) * TILE, np.arange(n_rows) * TILE)
+    tiles = tile_table(xs.ravel(), ys.ravel(), 0, TILE, np.ones(n_cols * n_rows))
+    path = tmp_path / f"{name}.parquet"
+    write_tiles(tiles, path, {"tile_px": TILE})
+    return path
+
+
+def direct_embeddings(slide_path, tiles_path, tile_px, spec=SPEC):
+    """What the store should hold: read_tile on every row, one backbone.embed call."""
+    tiles, _ = read_tiles(tiles_path)
+    with open_slide(slide_path) as s:
+        batch = np.stack([read_tile(s, row, tile_px) for row in tiles.itertuples(index=False)])
+    return load_backbone(spec, tile_px).embed(torch.from_numpy(batch))["final"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_store_matches_direct_embedding(tmp_path, slide, threads):
+    tiles = grid_table(tmp_path)
+    out = tmp_path / "emb" / "slide.zarr"
+    embed_slide(slide, tiles, TILE, SPEC, out, threads=threads, provenance_extra={"tiling": {"tile_px": TILE}})
+    stored = load_layer(out, "final")
+    assert stored.shape == (1, 6, 96)
+    np.testing.assert_allclose(stored[0], direct_embeddings(slide, tiles, TILE), rtol=1e-5, atol=1e-5)
+    group = zarr.open_group(out, mode="r")
+    np.testing.assert_array_equal(group["x"][...], [0, 32, 64, 0, 32, 64])
+    np.testing.assert_array_equal(group["y"][...], [0, 0, 0, 32, 32, 32])
+    prov = read_provenance(out)
+    assert prov["model"] == "test_resnet" and prov["tiling"] == {"tile_px": TILE}
+    assert prov["n_tiles"] == 6 and "tileprobe_version" in prov and "created" in prov
+    assert list((tmp_path / "emb").iterdir()) == [out]
+
+
+def test_whole_image_mode(tmp_path, slide):
+    tiles = pd.DataFrame(tile_table([0], [0], 0, 96, [1.0]))
+    path = tmp_path / "whole.parquet"
+    write_tiles(tiles, path, {})
+    out = tmp_path / "whole.zarr"
+    embed_slide(slide, path, 48, SPEC, out)
+    np.testing.assert_allclose(load_layer(out, "final")[0], direct_embeddings(slide, path, 48), rtol=1e-5, atol=1e-5)
+
+
+def test_repeated_extraction_is_identical(tmp_path, slide):
+    tiles = grid_table(tmp_path)
+    first, second = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    embed_slide(slide, tiles, TILE, SPEC, first)
+    embed_slide(slide, tiles, TILE, SPEC, second)
+    np.testing.assert_array_equal(load_layer(first, "final"), load_layer(second, "final"))
+    a, b = read_provenance(first), read_provenance(second)
+    a.pop("created"), b.pop("created")
+    assert a == b
+
+
+def test_no_tiles_gives_an_empty_valid_store(tmp_path, slide):
+    tiles = grid_table(tmp_path, n_cols=0, n_rows=0)
+    out = tmp_path / "empty.zarr"
+    embed_slide(slide, tiles, TILE, SPEC, out)
+    assert is_complete(out)
+    assert load_layer(out, "final").shape == (1, 0, 96)
+
+
+def test_unreadable_slide_leaves_no_store(tmp_path):
+    tiles = grid_table(tmp_path)
+    out = tmp_path / "missing.zarr"
+    with pytest.raises(Exception, match="not found"):
+        embed_slide(tmp_path / "missing.png", tiles, TILE, SPEC, out)
+    assert not out.exists()
+
+
+def test_views_and_layers_in_one_pass_are_deterministic(tmp_path, slide):
+    """views: 3 and two layers: (views, tiles, dim) per layer, view 0 = the plain tile, the same bytes every run
+    of the same config; another thread count changes only float rounding (torch's reduction order)."""
+    tiles = grid_table(tmp_path)
+    spec = {**SPEC, "layers": ["final", "layer2"]}
+    runs = []
+    for i, threads in enumerate((2, 2, 1)):
+        out = tmp_path / f"v{i}.zarr"
+        embed_slide(slide, tiles, TILE, spec, out, threads=threads, views=3)
+        runs.append({layer: load_layer(out, layer) for layer in ("final", "layer2")})
+    first = runs[0]
+    assert first["final"].shape == (3, 6, 96) and first["layer2"].shape[:2] == (3, 6)
+    for layer in first:
+        np.testing.assert_array_equal(runs[1][layer], first[layer])
+        np.testing.assert_allclose(runs[2][layer], first[layer], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(first["final"][0], direct_embeddings(slide, tiles, TILE), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(first["final"][1], first["final"][0], atol=1e-3)
+    assert not np.allclose(first["final"][1], first["final"][2], atol=1e-3)
+    prov = read_provenance(tmp_path / "v0.zarr")
+    assert prov["views"] == 3 and set(prov["view_augmentations"]) == {"flip", "rot90", "colour", "hed"}
+    assert prov["layers"] == ["final", "layer2"]
+
+
+def test_many_slides_load_the_model_once(tmp_path, slide, monkeypatch):
+    from tileprobe.embed import extract
+
+    loads = []
+    real = extract.load_backbone
+    monkeypatch.setattr(extract, "load_backbone", lambda *a, **k: loads.append(1) or real(*a, **k))
+    tiles_a, tiles_b = grid_table(tmp_path, name="a"), grid_table(tmp_path, n_cols=2, n_rows=1, name="b")
+    jobs = [extract.SlideJob(slide, tiles_a, tmp_path / "a.zarr"), extract.SlideJob(slide, tiles_b, tmp_path / "b.zarr")]
+    extract.embed_slides(jobs, TILE, SPEC)
+    assert len(loads) == 1
+    np.testing.assert_allclose(load_layer(tmp_path / "b.zarr", "final")[0], direct_embeddings(slide, tiles_b, TILE),
+                               rtol=1e-5, atol=1e-5)
+    assert load_layer(tmp_path / "a.zarr", "final").shape == (1, 6, 96)
+
+
+def test_a_job_killed_mid_slide_leaves_no_store(tmp_path, slide):
+    from tileprobe.embed import registry as backbones
+
+    @backbones.register_family("dies")
+    def build(spec, input_px, device):
+        calls = []
+
+        def forward(x):
+            calls.append(1)
+            if len(calls) > 2:  # the probe batch and the first real batch succeed
+                raise KeyboardInterrupt("killed")
+            return {"final": x.mean(dim=(2, 3))}
+
+        return backbones.Backbone(name=spec["model"], forward=forward, layers=["final"], input_px=input_px,
+                                  mean=(0, 0, 0), std=(1, 1, 1), batch_size=2, dtype="float32", device=device)
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            embed_slide(slide, grid_table(tmp_path), TILE, {"model": "dies:x", "batch_size": 2}, tmp_path / "k.zarr")
+    finally:
+        backbones.unregister_family("dies")
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".zarr" or ".tmp" in p.name]
+
+
+def test_batches_go_to_the_model_pinned_and_channels_last(tmp_path, slide):
+    tiles, _ = read_tiles(grid_table(tmp_path))
+    from tileprobe.embed.extract import TileDataset, tile_loader
+
+    dataset = TileDataset(slide, tiles, TILE)
+    assert tile_loader(dataset, 4, 2, torch.device("cuda")).pin_memory  # pinned only where a GPU reads them
+    assert not tile_loader(dataset, 4, 2, torch.device("cpu")).pin_memory
+    x = load_backbone(SPEC, TILE).preprocess(next(iter(tile_loader(dataset, 4, 1, torch.device("cpu"))))[:, 0])
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.shape == (4, 3, TILE, TILE)

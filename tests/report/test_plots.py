@@ -1,0 +1,182 @@
+"""Each report figure drawn from small tables: the PNG exists, is a real picture, and has the expected panels."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tileprobe.learn.data import TaskData
+from tileprobe.learn.select import agreement
+from tileprobe.report.plots.curves import confusion, roc_pr, scores_and_truth
+from tileprobe.report.plots.embedding import embedding_map, project
+from tileprobe.report.plots.gallery import qc_gallery
+from tileprobe.report.plots.scores import error_bars, layer_depth, metric_bars
+from tileprobe.report.plots.selection import selection_figure
+from tileprobe.report.plots.timing import stage_times, timing
+
+
+def picture(path, min_px=200):
+    """The PNG opens and is not one flat colour."""
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) >= min_px
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.std() > 5
+    return image.size
+
+
+def summary_rows():
+    rows = []
+    for task, chance in (("tumor", 0.5), ("tissue", 1 / 3)):
+        for backbone, scores in (("resnet18", [0.7, 0.9]), ("noise", [0.4, 0.35])):
+            for layer, score in zip(["stage3", "final"], scores):
+                rows.append({"task": task, "backbone": backbone, "layer": layer, "augmentation": "none",
+                             "head": "logreg", "balanced_accuracy": score, "balanced_accuracy_std": 0.05,
+                             "chance_balanced_accuracy": chance,
+                             "balanced_accuracy_ci_low": score - 0.1, "balanced_accuracy_ci_high": score + 0.05})
+    return pd.DataFrame(rows)
+
+
+def test_error_bars_prefer_confidence_intervals_and_fall_back_to_std():
+    frame = summary_rows().iloc[:2]
+    bars, what = error_bars(frame, "balanced_accuracy")
+    assert what == "95% CI" and np.allclose(bars, [[0.1, 0.1], [0.05, 0.05]])
+    frame = frame.assign(balanced_accuracy_ci_low=np.nan)
+    bars, what = error_bars(frame, "balanced_accuracy")
+    assert what == "± std over folds" and np.allclose(bars, 0.05)
+
+
+def test_metric_bars_have_a_panel_per_task(tmp_path):
+    drawn = metric_bars(summary_rows(), "balanced_accuracy", tmp_path / "bars.png")
+    assert drawn.panels == ["task tissue", "task tumor"]
+    picture(drawn.path)
+
+
+def test_layer_depth_has_a_panel_per_task(tmp_path):
+    layers = {"resnet18": ["stage3", "final"], "noise": ["stage3", "final"]}
+    drawn = layer_depth(summary_rows(), layers, "balanced_accuracy", tmp_path / "depth.png")
+    assert drawn.panels == ["task tissue", "task tumor"]
+    picture(drawn.path)
+
+
+def predictions(classes, n=60, informative=True, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.array(classes, dtype=object)[np.arange(n) % len(classes)]
+    proba = rng.dirichlet(np.ones(len(classes)), size=n)
+    if informative:
+        proba[np.arange(n), np.arange(n) % len(classes)] += 2
+        proba /= proba.sum(axis=1, keepdims=True)
+    frame = pd.DataFrame({"slide": [f"s{i}" for i in range(n)], "y_true": y,
+                          "y_pred": np.array(classes, dtype=object)[proba.argmax(axis=1)]})
+    for j, c in enumerate(classes):
+        frame[f"prob_{c}"] = proba[:, j]
+    return frame
+
+
+def meta(task, backbone, score):
+    return {"task": task, "backbone": backbone, "layer": "final", "augmentation": "none", "head": "logreg",
+            "overall": {"balanced_accuracy": score}}
+
+
+def test_scores_and_truth_flatten_multiclass_one_vs_rest():
+    truth, score = scores_and_truth(predictions(["a", "b", "c"], n=9))
+    assert truth.shape == score.shape == (27,) and truth.sum() == 9
+    truth, score = scores_and_truth(predictions(["neg", "pos"], n=10))
+    assert truth.shape == (10,) and truth.sum() == 5
+
+
+def test_curves_and_confusion_matrices(tmp_path):
+    heads = [
+        (meta("tumor", "resnet18", 0.9), predictions(["no", "yes"])),
+        (meta("tumor", "noise", 0.5), predictions(["no", "yes"], informative=False)),
+        (meta("tissue", "resnet18", 0.8), predictions(["normal", "stroma", "tumour"])),
+    ]
+    drawn = roc_pr(heads, tmp_path / "roc_pr.png")
+    assert drawn.panels == ["task tissue: ROC", "task tissue: precision-recall", "task tumor: ROC",
+                            "task tumor: precision-recall"]
+    picture(drawn.path)
+    drawn = confusion(heads, "balanced_accuracy", tmp_path / "confusion.png")
+    # The best head of each task, by the metric.
+    assert drawn.panels == ["task tissue\nresnet18/final/none/logreg", "task tumor\nresnet18/final/none/logreg"]
+    picture(drawn.path)
+
+
+def test_embedding_map_separates_an_informative_backbone(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.array(["a", "b"], dtype=object), 50)
+    informative = rng.normal(size=(100, 16)) + np.where(y == "a", 4.0, -4.0)[:, None]
+    noise = rng.normal(size=(100, 16))
+    groups = np.arange(100).astype(str).astype(object)
+    panels = {(name, "final"): TaskData(X=X, y=y, groups=groups, ids=pd.DataFrame({"slide": groups}))
+              for name, X in (("resnet18", informative), ("noise", noise))}
+    coords = project(informative)
+    assert abs(coords[y == "a", 0].mean() - coords[y == "b", 0].mean()) > 3  # PC 1 follows the label
+    drawn = embedding_map("tissue", panels, tmp_path / "map.png")
+    assert drawn.panels == ["noise / final (100 of 100)", "resnet18 / final (100 of 100)"]
+    picture(drawn.path)
+
+
+def test_qc_gallery_shows_every_thumbnail(tmp_path):
+    paths = []
+    for i in range(7):
+        path = tmp_path / "qc" / "wsi" / f"slide_{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((80, 120, 3), 30 * i, np.uint8)).save(path)
+        paths.append(path)
+    drawn = qc_gallery(paths, tmp_path / "gallery.png")
+    assert drawn.panels == [f"wsi/slide_{i}" for i in range(7)]
+    picture(drawn.path)
+
+
+def test_timing_sums_benchmark_files_per_stage(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = {"embed/wsi/r/s1.tsv": 2.0, "embed/wsi/r/s2.tsv": 3.0, "report.tsv": 0.5}
+    for rel, seconds in files.items():
+        path = tmp_path / "benchmarks" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{seconds}\t0:00:0{int(seconds)}\t100.5\t1\t1\t1\t0\t0\t50\t{seconds / 2}\n")
+    times = stage_times(tmp_path / "benchmarks").set_index("stage")
+    assert times.loc["embed", "jobs"] == 2 and times.loc["embed", "total_s"] == pytest.approx(5.0)
+    assert times.loc["report", "total_s"] == pytest.approx(0.5)
+    drawn = timing(tmp_path / "benchmarks", tmp_path / "timing.png")
+    assert drawn.panels == ["time per stage (Snakemake benchmark files)"]
+    picture(drawn.path)
+
+
+def test_selection_figure_shows_ranking_and_agreement(tmp_path):
+    selection = pd.DataFrame({
+        "task": "tissue", "backbone": ["resnet18", "resnet18", "noise", "noise"], "layer": "final",
+        "probe": ["knn", "logreg"] * 2, "metric": "balanced_accuracy", "score": [0.9, 0.8, 0.35, 0.3],
+        "ci_low": [0.8, 0.7, 0.2, 0.2], "ci_high": [0.95, 0.9, 0.5, 0.4], "proxy_score": [0.85, 0.85, 0.325, 0.325],
+        "rank": [1, 1, 2, 2],
+    })
+    summary = summary_rows()
+    summary = summary[summary["layer"] == "final"]
+    agreed = agreement(selection, summary, "balanced_accuracy")
+    assert agreed.set_index("task")["spearman_rho"].tolist() == [pytest.approx(1.0)] * 2
+    drawn = selection_figure(selection, summary, agreed, tmp_path / "selection.png")
+    assert drawn.panels == ["proxy task tissue: rank by mean over probes",
+                            "does the proxy ranking agree with the tasks? (Spearman)"]
+    picture(drawn.path)
+
+
+def test_nothing_to_draw_still_writes_a_picture_that_says_so(tmp_path):
+    drawn = metric_bars(summary_rows().iloc[:0], "balanced_accuracy", tmp_path / "bars.png")
+    assert drawn.panels == [] and drawn.path.exists()
+
+
+def test_layer_depth_puts_final_last_whatever_the_config_order(tmp_path, monkeypatch):
+    import tileprobe.report.plots.scores as scores
+
+    drawn_lines = []
+    real_plot = scores.plt.Axes.plot
+
+    def spy(ax, x, y, *args, **kwargs):
+        drawn_lines.append((kwargs.get("label"), list(x), list(y)))
+        return real_plot(ax, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(scores.plt.Axes, "plot", spy)
+    summary = summary_rows()
+    layer_depth(summary[summary["task"] == "tumor"], {"resnet18": ["final", "stage3"]}, "balanced_accuracy",
+                tmp_path / "depth.png")
+    resnet = next(line for line in drawn_lines if line[0] == "resnet18 / logreg")
+    assert resnet[1:] == ([0, 1], [0.7, 0.9])  # stage3 (0.7) first, final (0.9) deepest

@@ -1,0 +1,88 @@
+"""The whole demo through the real `snakemake` command, in a temporary directory."""
+
+import json
+
+import pandas as pd
+import pytest
+import zarr
+
+from tests.support.runner import ROOT, planned_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+
+HEAD = "results/heads/stage/resnet18/final/none/logreg/metrics.json"
+
+
+def test_every_stage_leaves_its_outputs(demo_run):
+    results = demo_run / "results"
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    assert len(manifest) == 36 and manifest["slide"].is_unique
+    wsi = manifest[manifest["annotations"].notna()]["slide"]
+    ish = manifest[manifest["stage"].notna()]["slide"]
+    for slide in wsi:
+        tiles = pd.read_parquet(results / f"tiles/wsi/{slide}.parquet")
+        assert len(tiles) > 20 and {"x", "y", "level", "tile_px_level0", "tissue_fraction", "label"} <= set(tiles.columns)
+        assert (results / f"qc/wsi/{slide}.png").stat().st_size > 10_000
+        store = zarr.open_group(results / f"embeddings/wsi/resnet18/{slide}.zarr", mode="r")
+        assert store["final"].shape == (1, len(tiles), 512)
+        assert store.attrs["complete"] and store.attrs["model"] == "resnet18"
+    for slide in ish:
+        assert len(pd.read_parquet(results / f"tiles/ish/{slide}.parquet")) == 1
+    # Every head the summary reports left its predictions, metrics and refit model.
+    summary = pd.read_parquet(results / "report/summary.parquet")
+    assert set(summary["task"]) == {"tissue", "tumor", "stage"}
+    for row in summary.itertuples():
+        head = results / f"heads/{row.task}/{row.backbone}/{row.layer}/{row.augmentation}/{row.head}"
+        predictions = pd.read_parquet(head / "predictions.parquet")
+        metrics = json.loads((head / "metrics.json").read_text())
+        assert len(predictions) == metrics["n_samples"] * metrics["evaluation"]["repeats"]
+        assert (head / "model" / "model.json").exists()
+    # No temporary or half-written file anywhere.
+    assert not [p for p in results.rglob("*") if ".tmp-" in p.name]
+
+
+def test_summary_shows_every_task_well_above_chance(demo_run):
+    summary = pd.read_parquet(demo_run / "results/report/summary.parquet")
+    assert set(summary["task"]) == {"tissue", "tumor", "stage"}
+    # `noise` is the demo's deliberately useless backbone (random features): near chance, not above it.
+    useless = summary["backbone"] == "noise"
+    assert set(summary.loc[useless, "task"]) == {"tissue"}
+    for row in summary[~useless].itertuples():
+        assert row.balanced_accuracy >= row.chance_balanced_accuracy + 0.25, row
+    for row in summary[useless].itertuples():
+        assert abs(row.balanced_accuracy - row.chance_balanced_accuracy) < 0.15, row
+    markdown = (demo_run / "results/report/summary.md").read_text()
+    assert all(task in markdown for task in ("tissue", "tumor", "stage"))
+
+
+def test_second_run_has_nothing_to_do(demo_run):
+    assert planned_jobs(demo_run) == {}
+    assert "Nothing to be done" in snakemake(demo_run, "-n", "--cores", "1").stdout
+
+
+def test_one_target_rebuilds_only_itself(demo_run):
+    metrics = demo_run / HEAD
+    before = json.loads(metrics.read_text())
+    metrics.unlink()
+    assert planned_jobs(demo_run, HEAD) == {"head": 1}
+    snakemake(demo_run, "--cores", "1", HEAD)
+    assert json.loads(metrics.read_text())["overall"] == before["overall"]
+
+
+def test_one_target_from_scratch_needs_only_its_inputs(tmp_path):
+    jobs = planned_jobs(tmp_path, HEAD)
+    # The ISH images only: 24 tilings, 24 embeddings (two batches of 12, the model loaded once per batch, each
+    # store then moved into place), one head; no slide, no report.
+    assert jobs == {"demo_data": 1, "tile": 24, "embed_batch": 2, "embed_from_batch": 24, "head": 1}
+
+
+def test_dry_run_in_repository_root_lists_the_demo_jobs():
+    result = snakemake(ROOT, "-n", "--cores", "1")
+    for rule in ("demo_data", "manifest", "tile", "embed", "head", "select", "report", "figure_timing", "all"):
+        assert rule in result.stdout
+
+
+def test_lint_is_clean():
+    result = snakemake(ROOT, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr

@@ -1,0 +1,58 @@
+"""Bad config or sample sheet stops the run before any job, with a message that names the problem."""
+
+import pytest
+import yaml
+
+from tests.support.runner import ROOT, snakemake
+
+pytestmark = pytest.mark.workflow
+
+
+def _config(tmp_path, samples, **changes):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    del config["demo"]
+    config["samples"] = str(samples)
+    config.update(changes)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _sheet(tmp_path, rows):
+    (tmp_path / "images").mkdir(exist_ok=True)
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / "images" / name).write_bytes(b"not read before the checks")
+    path = tmp_path / "samples.tsv"
+    header = "slide\tpath\tpatient\tannotations\ttumor\tstage"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+GOOD_ROWS = ["a\timages/a.png\tp1\timages/a.png\tyes\ts1", "b\timages/b.png\tp2\t\tno\ts2",
+             "c\timages/c.png\tp3\t\tno\ts1"]
+
+
+def _run_fails(tmp_path, config):
+    result = snakemake(tmp_path, "--configfile", str(config), "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert not (tmp_path / "results").exists(), "a job ran before the checks"
+    return result.stdout + result.stderr
+
+
+def test_wrong_config_key_stops_before_any_job(tmp_path):
+    config = _config(tmp_path, _sheet(tmp_path, GOOD_ROWS), evalution={"folds": 3})
+    output = _run_fails(tmp_path, config)
+    assert "unknown key `evalution`. Did you mean `evaluation`?" in output
+    assert "Traceback" not in output
+
+
+def test_missing_sample_file_stops_before_any_job(tmp_path):
+    rows = GOOD_ROWS[:2] + ["c\timages/gone.png\tp3\t\tno\ts1"]
+    output = _run_fails(tmp_path, _config(tmp_path, _sheet(tmp_path, rows)))
+    assert "line 4 (c): path" in output and "gone.png does not exist" in output
+
+
+def test_duplicated_slide_id_stops_before_any_job(tmp_path):
+    rows = GOOD_ROWS[:2] + ["a\timages/c.png\tp3\t\tno\ts1"]
+    output = _run_fails(tmp_path, _config(tmp_path, _sheet(tmp_path, rows)))
+    assert "slide id 'a' appears more than once" in output

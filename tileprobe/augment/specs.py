@@ -1,0 +1,75 @@
+"""Augmentation specs: the kinds a user can name, their parameters and defaults, and the checks.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from tileprobe.errors import TileprobeError
+
+# kind -> its parameters and their defaults. Names a user types in `augmentations: {name: {kind: ..., ...}}`.
+KINDS: dict[str, dict] = {
+    "views": {"copies": 1, "seed": 0},
+    "dropout": {"p": 0.1, "copies": 1, "seed": 0},
+    "gaussian_noise": {"sigma": 0.1, "copies": 1, "seed": 0},
+    "mixup": {"alpha": 0.4, "copies": 1, "seed": 0},
+    "interpolate": {"k": 5, "copies": 1, "seed": 0},
+    "balance": {"k": 5, "seed": 0},
+}
+
+
+PER_TILE = ("views", "dropout")
+
+
+NONE = "none"
+
+
+Augment = Callable[[np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+class AugmentError(TileprobeError):
+    """An augmentation is misconfigured or its store does not fit; the message names it and says the fix."""
+
+
+def resolve(name: str, spec: dict | None) -> dict:
+    """The spec of augmentation `name` with `kind` (default: the name itself) and every default filled in."""
+    spec = dict(spec or {})
+    kind = spec.pop("kind", name)
+    if kind not in KINDS:
+        raise AugmentError(
+            f"config: `augmentations.{name}` has kind {kind!r}; set `kind:` to one of {', '.join(KINDS)}."
+        )
+    unknown = sorted(set(spec) - set(KINDS[kind]))
+    if unknown:
+        raise AugmentError(
+            f"config: `augmentations.{name}` ({kind}) has unknown parameter(s) {unknown}; "
+            f"valid: {', '.join(KINDS[kind])}."
+        )
+    out = {"kind": kind, **KINDS[kind], **spec}
+    checks = {
+        "copies": out.get("copies", 1) >= 1,
+        "p": 0 <= out.get("p", 0) < 1,
+        "sigma": out.get("sigma", 0) >= 0,
+        "alpha": out.get("alpha", 1) > 0,
+        "k": out.get("k", 1) >= 1,
+    }
+    bad = [key for key, ok in checks.items() if key in out and not ok]
+    if bad:
+        raise AugmentError(
+            f"config: `augmentations.{name}.{bad[0]}` = {out[bad[0]]!r} is out of range "
+            "(copies >= 1, 0 <= p < 1, sigma >= 0, alpha > 0, k >= 1)."
+        )
+    return out
+
+
+def check_augmentations(augmentations: dict | None) -> dict[str, dict]:
+    """All configured augmentations, resolved; `none` is the un-augmented row every table has already."""
+    if NONE in (augmentations or {}):
+        raise AugmentError("config: `augmentations.none` is reserved for the un-augmented heads; rename it.")
+    return {name: resolve(name, spec) for name, spec in (augmentations or {}).items()}
+
+
+def is_per_tile(spec: dict) -> bool:
+    return spec["kind"] in PER_TILE

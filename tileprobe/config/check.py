@@ -1,0 +1,108 @@
+"""Check a tileprobe configuration before any job runs.
+
+The JSON schema in tileprobe/config/schema/ is the single description of every key and its default. Errors are turned
+into one line per problem that names the key path and, for typos, suggests the closest valid key, instead of
+jsonschema's dump of the whole schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from tileprobe.errors import TileprobeError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schema"  # inside the package: a non-editable install checks configs too
+
+
+class ConfigError(TileprobeError):
+    """The configuration has a wrong, missing or inconsistent key."""
+
+
+def load_schema(name: str = "config") -> dict:
+    return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in `default` values while it validates, so defaults live only in the schema."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+def _key_path(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _explain(error: jsonschema.ValidationError) -> str:
+    where = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        lines = []
+        for key in sorted(set(error.instance) - set(allowed)):
+            full = f"{where}.{key}" if error.absolute_path else key
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            lines.append(f"unknown key `{full}`.{hint} Valid keys here: {', '.join(allowed)}.")
+        return "\n".join(lines)
+    if error.validator == "required":
+        return f"`{where}` is missing a required key: {error.message}."
+    if error.validator == "pattern" and error.absolute_path:
+        return f"`{where}`: {error.instance!r} is not a valid name (letters, digits, '_' and '-' only)."
+    if error.validator == "propertyNames":
+        return f"`{where}`: {error.instance!r}: {error.message}; names may use letters, digits, '_' and '-' only."
+    return f"`{where}`: {error.message}."
+
+
+def check_schema(config: dict) -> dict:
+    """Validate `config` in place against the schema and fill in defaults; raise one ConfigError for all problems."""
+    validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema("config"))
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        problems = "\n".join(f"  - {_explain(e)}" for e in errors)
+        raise ConfigError(f"config: {len(errors)} problem(s):\n{problems}\nFix the config file (or --config).")
+    return config
+
+
+def _check_names(kind: str, where: str, names, known) -> None:
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        close = {n: difflib.get_close_matches(n, list(known), n=1) for n in unknown}
+        hints = "; ".join(f"`{n}`" + (f" (did you mean `{c[0]}`?)" if c else "") for n, c in close.items())
+        raise ConfigError(f"config: `{where}` names unknown {kind} {hints}. Configured: {', '.join(sorted(known))}.")
+
+
+def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
+    """Schema check plus the cross-references a schema cannot express. Returns `config` with defaults filled."""
+    check_schema(config)
+    if "samples" not in config and "demo" not in config:
+        raise ConfigError("config: set `samples` to your sample sheet (TSV), or add `demo: {}` to run the demo.")
+    for name, task in config["tasks"].items():
+        _check_names("tiling", f"tasks.{name}.tiling", [task["tiling"]], config["tilings"])
+        task.setdefault("backbones", sorted(config["backbones"]))
+        if task["backbones"] != "best":  # `best`: the proxy task's top backbone (tileprobe.select)
+            _check_names("backbone", f"tasks.{name}.backbones", task["backbones"], config["backbones"])
+        _check_names("head", f"tasks.{name}.heads", task["heads"], known_heads)
+        if task["level"] == "tile" and config["tilings"][task["tiling"]]["mode"] != "grid":
+            raise ConfigError(
+                f"config: task `{name}` is tile-level but tiling `{task['tiling']}` has mode `whole`; "
+                "tile labels come from annotated regions, so use a `grid` tiling."
+            )
+        if task["level"] == "group" and "group_by" not in task:
+            task["group_by"] = "group"
+    proxy = config.get("selection", {}).get("proxy_task")
+    if proxy is not None:
+        _check_names("task", "selection.proxy_task", [proxy], config["tasks"])
+    return config

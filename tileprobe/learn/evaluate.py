@@ -1,0 +1,309 @@
+"""Honest evaluation: out-of-fold predictions from stratified k-fold cross-validation grouped by patient.
+
+Every sample is predicted once per repeat by a head that never saw its patient; heads tune themselves on inner
+folds of the training part only (nested CV). Metrics are reported on all out-of-fold predictions of a repeat
+("overall", averaged over repeats), per fold (mean and std), and with bootstrap 95% confidence intervals that
+resample patients ("ci").
+
+An optional `augment(X, y, groups, seed) -> (X, y, groups)` adds or changes training rows: it sees the training
+part of each fold (seed from `fold_seed(seed, repeat, fold)`) and never a test row.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from tileprobe.learn import metrics as m
+from tileprobe.learn.data import TaskData, TaskError, split_terms
+from tileprobe.learn.heads.common import limited_threads
+from tileprobe.learn.heads.registry import make_head
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"folds": 5, "repeats": 1, "seed": 0, "bootstrap": 1000}
+CI_LEVEL = 0.95
+Augment = Callable[[np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def fold_seed(seed: int, repeat: int, fold: int) -> int:
+    """The augmentation seed of one (repeat, fold): distinct per fold, the same on every run."""
+    return int(np.random.SeedSequence([seed % 2**32, repeat, fold]).generate_state(1)[0])
+
+
+def refit_seed(seed: int) -> int:
+    """The augmentation seed of the final refit on all labelled data (differs from every fold's)."""
+    return int(np.random.SeedSequence([seed % 2**32, 2**31 - 1]).generate_state(1)[0])
+
+
+def _predicted(proba: np.ndarray, classes) -> np.ndarray:
+    return np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+
+
+def _encode(y_true, classes) -> np.ndarray:
+    """Class indices; -1 for a label outside `classes` (it counts against recall, never as a prediction)."""
+    index = {c: j for j, c in enumerate(classes)}
+    return np.array([index.get(v, -1) for v in y_true], dtype=np.int64)
+
+
+def single_label_metrics(truth: np.ndarray, proba: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Binary and multiclass scores from class indices. AUROC and AUPRC: binary of the second class,
+    multiclass the macro mean of one-vs-rest; NaN when a class is absent from truth (undefined, not zero)."""
+    pred = np.argmax(proba, axis=1)
+    known = truth >= 0
+    all_present = known.all() and len(np.unique(truth)) == n_classes
+    if not all_present:
+        curves = {"auroc": float("nan"), "auprc": float("nan")}
+    elif n_classes == 2:
+        curves = {"auroc": m.binary_auroc(truth == 1, proba[:, 1]),
+                  "auprc": m.average_precision(truth == 1, proba[:, 1])}
+    else:
+        curves = {"auroc": float(np.mean([m.binary_auroc(truth == j, proba[:, j]) for j in range(n_classes)])),
+                  "auprc": float(np.mean([m.average_precision(truth == j, proba[:, j])
+                                          for j in range(n_classes)]))}
+    return {
+        "balanced_accuracy": m.balanced_accuracy(truth[known], pred[known], n_classes),
+        "macro_f1": m.macro_f1(truth[known], pred[known], n_classes),
+        **curves,
+    }
+
+
+def _one(name: str) -> Callable[..., float]:
+    def metric(y_true, proba, classes) -> float:
+        proba = np.asarray(proba, dtype=np.float64)
+        return single_label_metrics(_encode(y_true, list(classes)), proba, proba.shape[1])[name]
+
+    metric.__name__ = name
+    return metric
+
+
+# name -> f(y_true, proba (n, classes), classes) -> float, for binary and multiclass tasks.
+METRICS: dict[str, Callable[..., float]] = {
+    name: _one(name) for name in ("balanced_accuracy", "macro_f1", "auroc", "auprc")
+}
+MULTILABEL_METRICS = ("balanced_accuracy", "macro_f1", "micro_f1", "auroc", "micro_auroc", "auprc")
+THRESHOLD = 0.5  # multilabel: a term is predicted when its probability reaches this
+
+
+def term_matrix(y_true, classes) -> np.ndarray:
+    index = {c: j for j, c in enumerate(classes)}
+    Y = np.zeros((len(y_true), len(classes)), dtype=bool)
+    for i, v in enumerate(y_true):
+        for t in split_terms(v):
+            if t in index:
+                Y[i, index[t]] = True
+    return Y
+
+
+def multilabel_metrics(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
+    """Per-term scores averaged over terms (macro; a term without both outcomes in Y is left out of AUROC,
+    AUPRC and balanced accuracy) and pooled over all (sample, term) pairs (micro)."""
+    pred = P >= THRESHOLD
+    defined = [j for j in range(Y.shape[1]) if 0 < Y[:, j].sum() < len(Y)]
+
+    def mean_over_terms(fn):
+        return float(np.mean([fn(j) for j in defined])) if defined else float("nan")
+
+    def term_ba(j):
+        pos = Y[:, j]
+        return 0.5 * (pred[pos, j].mean() + (~pred[~pos, j]).mean())
+
+    return {
+        "balanced_accuracy": mean_over_terms(term_ba),
+        "macro_f1": m.indicator_f1(Y, pred, "macro"),
+        "micro_f1": m.indicator_f1(Y, pred, "micro"),
+        "auroc": mean_over_terms(lambda j: m.binary_auroc(Y[:, j], P[:, j])),
+        "micro_auroc": m.binary_auroc(Y.ravel(), P.ravel()),
+        "auprc": mean_over_terms(lambda j: m.average_precision(Y[:, j], P[:, j])),
+    }
+
+
+def metric_names(kind: str = "multiclass") -> list[str]:
+    return list(MULTILABEL_METRICS) if kind == "multilabel" else list(METRICS)
+
+
+def encode(y_true, classes, kind: str) -> np.ndarray:
+    """Labels as class indices, or for multilabel a 0/1 term matrix: what the scoring functions take."""
+    return term_matrix(y_true, list(classes)) if kind == "multilabel" else _encode(y_true, list(classes))
+
+
+def score(truth: np.ndarray, proba: np.ndarray, kind: str) -> dict[str, float]:
+    """Metrics of encoded labels (see `encode`); the bootstrap calls this on resampled rows."""
+    proba = np.asarray(proba, dtype=np.float64)
+    return multilabel_metrics(truth, proba) if kind == "multilabel" else single_label_metrics(
+        truth, proba, proba.shape[1])
+
+
+def metrics(y_true, proba, classes, kind: str = "multiclass") -> dict[str, float]:
+    """Every metric of the task's kind on one set of predictions; `proba` columns follow `classes`."""
+    return score(encode(y_true, classes, kind), proba, kind)
+
+
+def settings(evaluation: dict | None) -> dict:
+    """Evaluation settings with defaults filled in."""
+    merged = {**DEFAULTS, **{k: v for k, v in (evaluation or {}).items() if v is not None}}
+    return {k: int(merged[k]) for k in DEFAULTS}
+
+
+def _strata(y, kind: str) -> np.ndarray:
+    """What the outer folds stratify on: the class, or for multilabel the sample's rarest term."""
+    y = np.asarray(y, dtype=object)
+    if kind != "multilabel":
+        return y
+    counts = pd.Series([t for v in y for t in split_terms(v)]).value_counts()
+    return np.array([min(split_terms(v), key=lambda t: (counts[t], t)) if split_terms(v) else "" for v in y],
+                    dtype=object)
+
+
+def cv_splits(y, groups, folds: int, repeats: int, seed: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """(repeat, fold, train indices, test indices); each repeat reshuffles with seed + repeat."""
+    X_dummy = np.zeros((len(y), 1))
+    for repeat in range(repeats):
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed + repeat)
+        with warnings.catch_warnings():
+            # data.task_dataset already checked patients per class; sklearn's own warning would repeat it.
+            warnings.simplefilter("ignore", UserWarning)
+            for fold, (train, test) in enumerate(splitter.split(X_dummy, y, groups)):
+                yield repeat, fold, train, test
+
+
+def aligned_proba(head, X: np.ndarray, classes: list) -> np.ndarray:
+    """Probabilities with one column per task class, zeros for a class the head never saw in its fold."""
+    proba = head.predict_proba(X)
+    out = np.zeros((len(X), len(classes)))
+    for j, c in enumerate(head.classes_):
+        out[:, classes.index(c)] = proba[:, j]
+    return out
+
+
+def _summary(rows: list[dict], names: list[str]) -> tuple[dict, dict]:
+    table = pd.DataFrame(rows)[names]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, which is what we want
+        mean = {m: float(np.nanmean(table[m])) for m in names}
+        # Sample std (ddof=1) over folds; NaN with fewer than two defined folds.
+        std = {m: float(table[m].std(ddof=1, skipna=True)) for m in names}
+    return mean, std
+
+
+def _repeat_mean(per_repeat: list[dict], names: list[str]) -> dict[str, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {m: float(np.nanmean([r[m] for r in per_repeat])) for m in names}
+
+
+def bootstrap_ci(y, proba: np.ndarray, groups, classes, kind: str, n: int, seed: int) -> dict[str, list]:
+    """Percentile 95% intervals of the overall metrics, resampling patients with replacement.
+
+    Patients, not rows, are the unit: tiles of one patient are not independent evidence. Each draw scores
+    every repeat's out-of-fold predictions and averages them, like "overall". {} when n is 0.
+    """
+    if n <= 0:
+        return {}
+    names = metric_names(kind)
+    truth = encode(y, classes, kind)
+    patients, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    rows_of = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+    rng = np.random.default_rng([seed % 2**32, 95])
+    draws = {m: [] for m in names}
+    for _ in range(n):
+        idx = np.concatenate([rows_of[p] for p in rng.integers(0, len(patients), len(patients))])
+        scores = _repeat_mean([score(truth[idx], proba[r, idx], kind) for r in range(len(proba))], names)
+        for m in names:
+            draws[m].append(scores[m])
+    tail = 100 * (1 - CI_LEVEL) / 2
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: the metric is undefined in every draw
+        for m in names:
+            lo, hi = np.nanpercentile(draws[m], [tail, 100 - tail])
+            out[m] = [float(lo), float(hi)]
+    return out
+
+
+def head_inputs(data: TaskData, head, rows) -> np.ndarray | list:
+    """What a head fits on: the feature matrix, or the rows' bags of tile embeddings for MIL heads."""
+    if getattr(head, "input", "features") != "bags":
+        return data.X[rows]
+    if data.bags is None:
+        raise TaskError(
+            f"head '{head.name}' takes bags of tile embeddings, which only slide-, image- and group-level tasks "
+            "have; remove it from this tile-level task's `heads`."
+        )
+    return [data.bags[i] for i in rows]
+
+
+def fit_head(head_name: str, data: TaskData, rows, seed: int, augment: Augment | None, augment_seed: int):
+    """A head fitted on `rows` of `data` (augmented first, when asked), given patients for its inner folds."""
+    head = make_head(head_name, seed=seed, kind=data.kind)
+    X, y, groups = head_inputs(data, head, rows), data.y[rows], data.groups[rows]
+    if augment is not None:
+        if getattr(head, "input", "features") == "bags":
+            raise TaskError(f"head '{head_name}' takes bags of tiles, which feature-space augmentation does not "
+                            "make; use augmentation `none` for it or a head on pooled features (logreg, mlp).")
+        X, y, groups = augment(X, y, groups, augment_seed)
+    return head.fit(X, np.asarray(y, dtype=object), np.asarray(groups, dtype=object))
+
+
+def cross_validate(data: TaskData, head_name: str, evaluation: dict | None = None,
+                   augment: Augment | None = None, *, threads: int = 1) -> tuple[pd.DataFrame, dict]:
+    """Out-of-fold predictions and metrics for one head on one task dataset.
+
+    `augment(X, y, groups, seed)` (optional) transforms each fold's training part only; heads train on at
+    most `threads` threads.
+    """
+    with limited_threads(threads):
+        return _cross_validate(data, head_name, settings(evaluation), augment)
+
+
+def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment | None):
+    classes, kind = data.classes, data.kind
+    names = metric_names(kind)
+    proba = np.full((cfg["repeats"], len(data), len(classes)), np.nan)
+    fold_of = np.full((cfg["repeats"], len(data)), -1)
+    fold_rows = []
+    strata = _strata(data.y, kind)
+    for repeat, fold, train, test in cv_splits(strata, data.groups, cfg["folds"], cfg["repeats"], cfg["seed"]):
+        if len(test) == 0:
+            log.warning("repeat %d fold %d has no test samples; skipped", repeat, fold)
+            continue
+        head = fit_head(head_name, data, train, cfg["seed"] + repeat, augment, fold_seed(cfg["seed"], repeat, fold))
+        proba[repeat, test] = aligned_proba(head, head_inputs(data, head, test), classes)
+        fold_of[repeat, test] = fold
+        fold_rows.append({"repeat": repeat, "fold": fold, "n_test": int(len(test)),
+                          **metrics(data.y[test], proba[repeat, test], classes, kind)})
+
+    overall = _repeat_mean([metrics(data.y, proba[r], classes, kind) for r in range(cfg["repeats"])], names)
+    mean, std = _summary(fold_rows, names)
+    ci = bootstrap_ci(data.y, proba, data.groups, classes, kind, cfg["bootstrap"], cfg["seed"])
+    result = {"overall": overall, "folds": fold_rows, "mean": mean, "std": std, "ci": ci,
+              "ci_method": {"level": CI_LEVEL, "resamples": cfg["bootstrap"], "unit": "patient",
+                            "kind": "percentile"}}
+    return _predictions(data, classes, proba, fold_of), result
+
+
+def _predictions(data: TaskData, classes: list, proba: np.ndarray, fold_of: np.ndarray) -> pd.DataFrame:
+    """One row per sample per repeat, in sample order within each repeat."""
+    frames = []
+    for repeat in range(proba.shape[0]):
+        frame = data.ids.reset_index(drop=True).copy()
+        frame["patient"] = data.groups
+        frame["repeat"] = repeat
+        frame["fold"] = fold_of[repeat]
+        frame["y_true"] = data.y
+        frame["y_pred"] = (_predicted_terms(proba[repeat], classes) if data.kind == "multilabel"
+                           else _predicted(proba[repeat], classes))
+        for j, c in enumerate(classes):
+            frame[f"prob_{c}"] = proba[repeat, :, j]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _predicted_terms(proba: np.ndarray, classes) -> np.ndarray:
+    return np.array([";".join(c for c, p in zip(classes, row) if p >= THRESHOLD) for row in proba], dtype=object)

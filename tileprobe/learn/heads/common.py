@@ -1,0 +1,134 @@
+"""What every head shares: label encoding (single- and multilabel), inner splits for tuning, model files.
+
+Labels reach a head as a 1-D array of strings. For `kind: multilabel` each string holds the sample's terms
+separated by `;` (an empty string: no term), and the head predicts one independent probability per term.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
+from tileprobe.errors import TileprobeError
+from tileprobe.learn.data import split_terms
+
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT = "tileprobe-head"
+KINDS = ("binary", "multiclass", "multilabel")
+
+
+class HeadError(TileprobeError, ValueError):
+    """A head cannot do what the task asks (wrong kind, wrong input); the message names the head and the fix."""
+
+
+def label_matrix(y, classes=None) -> tuple[np.ndarray, np.ndarray]:
+    """Multilabel strings -> (0/1 float matrix (n, terms), term names, sorted unless given)."""
+    terms = [split_terms(v) for v in y]
+    if classes is None:
+        classes = sorted({t for ts in terms for t in ts})
+    index = {c: j for j, c in enumerate(classes)}
+    Y = np.zeros((len(terms), len(classes)))
+    for i, ts in enumerate(terms):
+        for t in ts:
+            if t in index:
+                Y[i, index[t]] = 1.0
+    return Y, np.array(classes, dtype=object)
+
+
+def targets(y, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """(targets, classes): class indices for single-label kinds, a 0/1 matrix for multilabel."""
+    if kind == "multilabel":
+        return label_matrix(y)
+    classes, index = np.unique(np.asarray(y).astype(str), return_inverse=True)
+    return index, classes.astype(object)
+
+
+def one_hot(index: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.zeros((len(index), n_classes))
+    out[np.arange(len(index)), index] = 1.0
+    return out
+
+
+def brier(T: np.ndarray, P: np.ndarray) -> float:
+    """Mean squared error of probabilities against 0/1 targets: one tuning score for every kind of head."""
+    return float(np.mean((np.asarray(T, dtype=np.float64) - P) ** 2))
+
+
+def inner_splits(y, groups, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Inner (train, validation) splits of a training part, grouped by patient when groups are given.
+
+    Stratified on the label string (for multilabel: the term set). Folds shrink to what the smallest class
+    and the number of patients allow, so a small outer fold still tunes instead of failing.
+    """
+    y = np.asarray(y).astype(str)
+    n_groups = len(set(groups)) if groups is not None else len(y)
+    _, counts = np.unique(y, return_counts=True)
+    folds = int(min(folds, n_groups, len(y)))
+    if folds < 2:
+        return []
+    dummy = np.zeros((len(y), 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # too few members of a class to stratify: still valid
+        if counts.min() >= 2:
+            splitter = (StratifiedGroupKFold(folds, shuffle=True, random_state=seed) if groups is not None
+                        else StratifiedKFold(folds, shuffle=True, random_state=seed))
+            splits = list(splitter.split(dummy, y, groups))
+        else:
+            splitter = GroupKFold(folds) if groups is not None else KFold(folds, shuffle=True, random_state=seed)
+            splits = list(splitter.split(dummy, y, groups))
+    return [(tr, va) for tr, va in splits if len(tr) and len(va)]
+
+
+def check_kind(name: str, kind: str, supported: tuple[str, ...]) -> None:
+    if kind not in KINDS:
+        raise HeadError(f"head '{name}': unknown task kind '{kind}'; use one of {', '.join(KINDS)}.")
+    if kind not in supported:
+        raise HeadError(
+            f"head '{name}' does not handle `kind: {kind}` tasks (it handles {', '.join(supported)}); "
+            f"remove it from the task's `heads` list or pick one that does."
+        )
+
+
+def write_model(directory: str | Path, spec: dict, tensors: dict | None = None) -> Path:
+    """`model.json` (+ `weights.safetensors` for arrays): plain data only, so loading runs no code."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    if tensors:
+        from safetensors.numpy import save_file
+
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(directory / WEIGHTS_FILE))
+        spec = {**spec, "weights": WEIGHTS_FILE}
+    path = directory / MODEL_FILE
+    path.write_text(json.dumps(spec, indent=1))
+    return path
+
+
+def read_tensors(directory: str | Path) -> dict[str, np.ndarray]:
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.exists():
+        return {}
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+@contextlib.contextmanager
+def limited_threads(threads: int):
+    """Cap BLAS/OpenMP and torch threads while heads train: small fits run several times faster on one
+    thread than on a pool that fights other jobs for the same cores, and a Snakemake job gets `threads`."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        with threadpool_limits(limits=max(1, threads)):
+            yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,27 @@
+"""Mean pooling + the tuned logistic regression: the slide-level baseline that attention MIL must beat.
+
+It takes bags of tile embeddings (like `abmil`), so the two compare on exactly the same input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tileprobe.learn.heads.logreg import LogRegHead
+from tileprobe.learn.heads.registry import register_head
+
+
+def mean_of_bags(bags) -> np.ndarray:
+    # float64: summing thousands of float32 tiles loses digits.
+    return np.stack([np.asarray(b).mean(axis=0, dtype=np.float64) for b in bags])
+
+
+@register_head("meanpool")
+class MeanPoolHead(LogRegHead):
+    input = "bags"
+
+    def fit(self, bags, y, groups=None) -> "MeanPoolHead":
+        return super().fit(mean_of_bags(bags), y, groups)
+
+    def predict_proba(self, bags) -> np.ndarray:
+        return super().predict_proba(mean_of_bags(bags))

@@ -1,0 +1,161 @@
+"""Backbone selection by proxy task: score every backbone x layer quickly, rank them, pick the top one.
+
+The protocol is fixed so scores are comparable across backbones and runs: one held-out split grouped by patient
+(no patient on both sides), two cheap probes on standardised features (k-nearest neighbours and logistic
+regression), confidence intervals from a bootstrap over the held-out patients. A backbone x layer's proxy score
+is the mean over probes; rank 1 is the best. `agreement` then asks how well this ranking predicted the ranking
+that the full cross-validated heads produced on each real task (Spearman's rho).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tileprobe.errors import TileprobeError
+from tileprobe.learn.data import TaskData
+from tileprobe.learn.evaluate import METRICS, aligned_proba, metrics
+
+BEST = "best"
+PROTOCOL = {"test_fraction": 0.25, "knn_k": 10, "bootstrap": 200, "seed": 0}
+COLUMNS = ["task", "backbone", "layer", "probe", "metric", "score", "ci_low", "ci_high", "n_train", "n_test",
+           "proxy_score", "rank"]
+
+
+class SelectionError(TileprobeError):
+    """Backbone selection is misconfigured or its result cannot be used; the message names the key and the fix."""
+
+
+def check_selection(config: dict) -> None:
+    """Checks the schema cannot express: a known metric, and `backbones: best` only with a proxy task."""
+    selection = config.get("selection") or {}
+    metric = selection.get("metric", "balanced_accuracy")
+    if metric not in METRICS:
+        raise SelectionError(f"config: `selection.metric` is {metric!r}; use one of {', '.join(sorted(METRICS))}.")
+    proxy = selection.get("proxy_task")
+    for name, task in config["tasks"].items():
+        if task.get("backbones") != BEST:
+            continue
+        if proxy is None:
+            raise SelectionError(
+                f"config: task `{name}` has `backbones: best` but no proxy task ranks them; set "
+                "`selection: {proxy_task: TASK}` to a task that lists its backbones."
+            )
+        if name == proxy:
+            raise SelectionError(
+                f"config: task `{name}` is `selection.proxy_task`, so it cannot use `backbones: best`; list the "
+                "backbones to compare in its `backbones`."
+            )
+
+
+def _probes(k: int, seed: int) -> dict:
+    return {
+        "knn": lambda n: make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=max(1, min(k, n)))),
+        "logreg": lambda n: make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed)),
+    }
+
+
+def held_out_split(data: TaskData, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One patient-grouped, class-stratified split: the first fold of a grouped k-fold is the held-out part."""
+    folds = max(2, round(1 / test_fraction))
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # too few patients per class for `folds`: still one split
+        train, test = next(splitter.split(np.zeros((len(data), 1)), data.y, data.groups))
+    return train, test
+
+
+def _bootstrap_ci(y, proba, classes, groups, metric: str, n: int, seed: int) -> tuple[float, float]:
+    """95% percentile interval over resampled held-out patients (tiles of one patient are not independent)."""
+    if n < 1:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    patients = np.unique(groups)
+    rows = {p: np.flatnonzero(groups == p) for p in patients}
+    values = []
+    for _ in range(n):
+        idx = np.concatenate([rows[p] for p in rng.choice(patients, size=len(patients), replace=True)])
+        values.append(METRICS[metric](y[idx], proba[idx], classes))
+    values = np.asarray(values, dtype=float)
+    if np.isnan(values).all():
+        return float("nan"), float("nan")
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def score_candidate(data: TaskData, metric: str, protocol: dict | None = None) -> list[dict]:
+    """Both probes on one backbone x layer's features for the proxy task: score and CI per probe."""
+    cfg = {**PROTOCOL, **(protocol or {})}
+    train, test = held_out_split(data, cfg["test_fraction"], cfg["seed"])
+    classes = data.classes
+    rows = []
+    for probe, make in _probes(cfg["knn_k"], cfg["seed"]).items():
+        model = make(len(train)).fit(data.X[train], data.y[train])
+        proba = aligned_proba(model, data.X[test], classes)
+        score = metrics(data.y[test], proba, classes)[metric]
+        low, high = _bootstrap_ci(data.y[test], proba, classes, data.groups[test], metric, cfg["bootstrap"],
+                                  cfg["seed"])
+        rows.append({"probe": probe, "metric": metric, "score": score, "ci_low": low, "ci_high": high,
+                     "n_train": int(len(train)), "n_test": int(len(test))})
+    return rows
+
+
+def rank(scores: pd.DataFrame) -> pd.DataFrame:
+    """Add `proxy_score` (mean over probes) and `rank` (1 = best; ties share a rank) per backbone x layer."""
+    scores = scores.copy()
+    scores["proxy_score"] = scores.groupby(["backbone", "layer"])["score"].transform("mean")
+    per_candidate = scores.drop_duplicates(["backbone", "layer"]).set_index(["backbone", "layer"])["proxy_score"]
+    ranks = per_candidate.rank(ascending=False, method="min", na_option="bottom").astype(int)
+    scores["rank"] = [ranks[(b, l)] for b, l in zip(scores["backbone"], scores["layer"])]
+    return scores.sort_values(["rank", "backbone", "layer", "probe"], kind="stable").reset_index(drop=True)
+
+
+def select(task: str, candidates: dict[tuple[str, str], TaskData], metric: str = "balanced_accuracy",
+           protocol: dict | None = None) -> pd.DataFrame:
+    """Score and rank every (backbone, layer) in `candidates` on the proxy task `task`."""
+    if metric not in METRICS:
+        raise SelectionError(f"selection: metric {metric!r} is unknown; set `selection.metric` to one of "
+                             f"{', '.join(sorted(METRICS))}.")
+    rows = [
+        {"task": task, "backbone": backbone, "layer": layer, **row}
+        for (backbone, layer), data in candidates.items()
+        for row in score_candidate(data, metric, protocol)
+    ]
+    return rank(pd.DataFrame(rows, columns=COLUMNS[:-2]))[COLUMNS]
+
+
+def best(selection: pd.DataFrame, source: str = "selection") -> tuple[str, str]:
+    """The top-ranked (backbone, layer); ties go to the first by name, so the choice is stable."""
+    if selection.empty:
+        raise SelectionError(f"{source} ranks no backbone; check that the proxy task lists backbones with "
+                             "embeddings and labelled samples.")
+    top = selection.sort_values(["rank", "backbone", "layer"], kind="stable").iloc[0]
+    return str(top["backbone"]), str(top["layer"])
+
+
+def agreement(selection: pd.DataFrame, summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Spearman's rho between the proxy score and each task's score, over the backbone x layers both have.
+
+    A task's score for a backbone x layer is its mean over heads and augmentations. rho is NaN with fewer than
+    two shared backbone x layers (or constant scores): there is no ranking to agree with.
+    """
+    proxy = selection.drop_duplicates(["backbone", "layer"]).set_index(["backbone", "layer"])["proxy_score"]
+    rows = []
+    for task, frame in summary.groupby("task", sort=True):
+        task_scores = frame.groupby(["backbone", "layer"])[metric].mean()
+        shared = task_scores.index.intersection(proxy.index)
+        rho = float("nan")
+        if len(shared) >= 2:
+            # Spearman = Pearson on ranks (pandas, ties averaged); NaN when either side is constant. No p-value:
+            # with a handful of backbones it would say little.
+            rho = float(proxy[shared].reset_index(drop=True).corr(task_scores[shared].reset_index(drop=True),
+                                                                  method="spearman"))
+        rows.append({"task": task, "metric": metric, "n_candidates": int(len(shared)), "spearman_rho": rho})
+    return pd.DataFrame(rows, columns=["task", "metric", "n_candidates", "spearman_rho"])

@@ -1,0 +1,114 @@
+"""Train one head on one task: cross-validate, refit on all labelled data, write the three outputs.
+
+`metrics.json` is written last, so its presence means the directory is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+import tileprobe
+from tileprobe.atomic import atomic_path
+from tileprobe.learn.data import TaskData, split_terms
+from tileprobe.learn.evaluate import Augment, cross_validate, fit_head, refit_seed, settings, term_matrix
+from tileprobe.learn.heads.common import limited_threads
+
+META_KEYS = ("task", "backbone", "layer", "augmentation", "head", "level", "kind")
+
+
+def chance(y: np.ndarray, kind: str = "multiclass") -> dict[str, float]:
+    """What a head that learnt nothing would score: uniform guessing, or always the majority class
+    (multilabel: per term, always its majority outcome)."""
+    if kind == "multilabel":
+        classes = sorted({t for v in y for t in split_terms(v)})
+        Y = term_matrix(y, classes)
+        majority = np.broadcast_to(Y.mean(axis=0) > 0.5, Y.shape)
+        f1 = lambda avg: float(f1_score(Y, majority, average=avg, zero_division=0))  # noqa: E731
+        return {"balanced_accuracy": 0.5, "auroc": 0.5, "micro_auroc": 0.5,
+                "macro_f1": f1("macro"), "micro_f1": f1("micro")}
+    classes, counts = np.unique(y.astype(str), return_counts=True)
+    majority = np.full(len(y), classes[np.argmax(counts)], dtype=object)
+    return {
+        "balanced_accuracy": 1.0 / len(classes),
+        "auroc": 0.5,
+        "macro_f1": float(f1_score(y.astype(str), majority, labels=list(classes), average="macro",
+                                   zero_division=0)),
+    }
+
+
+def jsonable(value):
+    """NaN -> null and numpy scalars -> Python, so json.dumps(allow_nan=False) writes strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _describe(data: TaskData) -> dict:
+    table = pd.DataFrame({"y": data.y, "g": data.groups})
+    if data.kind == "multilabel":  # counts per term
+        table = table.assign(y=[split_terms(v) for v in data.y]).explode("y").dropna()
+    counts = table["y"].value_counts().sort_index()
+    patients = table.groupby("y")["g"].nunique()
+    return {
+        "n_samples": int(len(data)),
+        "n_groups": int(len(set(data.groups))),
+        "classes": data.classes,
+        "class_counts": {str(c): int(n) for c, n in counts.items()},
+        "class_groups": {str(c): int(n) for c, n in patients.items()},
+        "chance": chance(data.y, data.kind),
+    }
+
+
+def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: str | Path, meta: dict,
+             augment: Augment | None = None, *, threads: int = 1) -> dict:
+    """Cross-validate `head_name` on `data`, refit it on everything, and write the outputs to `out_dir`.
+
+    `augment(X, y, groups, seed)` (optional) transforms the training part of each fold and, for the refit,
+    all labelled data. Writes `predictions.parquet`, `model/` (`model.json`, plus `weights.safetensors` for
+    heads with arrays) and `metrics.json`; returns the record in metrics.json.
+    """
+    out_dir = Path(out_dir)
+    cfg = settings(evaluation)
+
+    start = time.perf_counter()
+    predictions, result = cross_validate(data, head_name, cfg, augment=augment, threads=threads)
+    cv_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    with limited_threads(threads):
+        final = fit_head(head_name, data, np.arange(len(data)), cfg["seed"], augment, refit_seed(cfg["seed"]))
+    fit_seconds = time.perf_counter() - start
+
+    with atomic_path(out_dir / "predictions.parquet") as tmp:
+        predictions.to_parquet(tmp, index=False)
+    with atomic_path(out_dir / "model") as tmp:
+        tmp.mkdir()
+        final.save(tmp)
+
+    record = {
+        **{k: meta.get(k) for k in META_KEYS},
+        **{k: v for k, v in meta.items() if k not in META_KEYS},
+        **_describe(data),
+        "evaluation": cfg,
+        **result,
+        "fit_seconds": fit_seconds,  # the final refit on all data
+        "cv_seconds": cv_seconds,
+        "tileprobe_version": tileprobe.__version__,
+    }
+    record = jsonable(record)
+    with atomic_path(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2, allow_nan=False))
+    return record

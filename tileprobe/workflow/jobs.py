@@ -1,0 +1,256 @@
+"""One function per workflow rule: the glue between Snakemake's inputs and the library.
+
+`scripts/*.py` only unpack the `snakemake` object and call these, so every rule's work is testable without
+Snakemake.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger("tileprobe")
+
+
+def demo_data(sheet: str, params: dict) -> None:
+    from tileprobe.demo.synthetic import make_demo
+
+    written = make_demo(Path(sheet).parent, **params)
+    assert Path(written) == Path(sheet), f"demo wrote {written}, workflow expected {sheet}"
+
+
+def manifest(sheet: str, tasks: dict, out: str) -> None:
+    from tileprobe.config.samples import read_samples, write_manifest
+
+    samples = read_samples(sheet, tasks)
+    write_manifest(samples, out)
+    log.info("manifest: %d samples from %s", len(samples), sheet)
+
+
+def tile(slide_path: str, mpp: float | None, tiling: dict, annotations: list[str], tiles_out: str, qc_out: str):
+    from tileprobe.slides.registry import open_slide
+    from tileprobe.tiling.grid import tile_slide
+    from tileprobe.tiling.qc import render_qc
+    from tileprobe.tiling.table import write_tiles
+
+    with open_slide(slide_path, mpp=mpp) as slide, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # into the job's log: no tissue, mpp guessed from objective power
+        result = tile_slide(slide, tiling, annotations[0] if annotations else None)
+        meta = {
+            "slide_path": str(slide_path),
+            "slide_mpp": slide.mpp,
+            "mpp_source": slide.mpp_source,  # sample sheet, metadata or objective power
+            "dimensions": list(slide.dimensions),
+            "tiling": tiling,
+            "n_tiles": len(result.tiles),
+            # the report lists flagged slides; tasks skip them with a warning
+            "flags": ["no_tiles"] if result.tiles.empty else [],
+        }
+    for warning in caught:
+        log.warning("%s", warning.message)
+    if result.tiles.empty:
+        log.warning("%s: no tile passed the tissue filter (min_tissue=%s); tasks will skip it",
+                    slide_path, tiling.get("min_tissue"))
+    write_tiles(result.tiles, tiles_out, meta)
+    flag = " - NO TILES: check the tissue outline, min_tissue, or tissue: none" if result.tiles.empty else ""
+    render_qc(result, qc_out, title=f"{Path(slide_path).name}: {len(result.tiles)} tiles{flag}")
+    log.info("%s: %d tiles", slide_path, len(result.tiles))
+
+
+def embed(slide_path: str, mpp, tiles_path: str, tiling: dict, backbone: dict, out: str, threads: int,
+          views: int = 1) -> None:
+    from tileprobe.atomic import remove_stale_temporaries
+    from tileprobe.embed.extract import embed_slide
+    from tileprobe.embed.provenance import check_tiles
+
+    # Tiles from a shared results dir must match this config's tiling; a killed earlier try left a temporary.
+    check_tiles(tiles_path, Path(tiles_path).parent.name, tiling)
+    for stale in remove_stale_temporaries(out):
+        log.info("removed %s, left by a killed earlier try", stale)
+    embed_slide(slide_path, tiles_path, tiling["tile_px"], backbone, out, mpp=mpp, threads=threads,
+                provenance_extra={"tiling": tiling}, views=views)
+
+
+def embed_batch(slides: list[dict], tiling: dict, backbone_spec: dict, out_dir: str, threads: int,
+                views: int = 1) -> None:
+    """Embed a batch of slides ({slide, path, mpp, tiles}) into `out_dir`/{slide}.zarr, the model loaded once.
+
+    A slide that fails leaves `{slide}.error` with its message instead of a store, so only its own
+    embed_from_batch job fails and every other slide of the batch is kept.
+    """
+    from tileprobe.atomic import atomic_path
+    from tileprobe.embed.backbone import default_device
+    from tileprobe.embed.extract import SlideJob, embed_slides
+    from tileprobe.embed.load import load_backbone
+    from tileprobe.embed.provenance import check_tiles
+    from tileprobe.errors import TileprobeError
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    backbone = load_backbone(backbone_spec, input_px=tiling["tile_px"], device=default_device())
+    failed = []
+    for s in slides:
+        try:
+            check_tiles(s["tiles"], Path(s["tiles"]).parent.name, tiling)
+            embed_slides([SlideJob(s["path"], s["tiles"], out / f"{s['slide']}.zarr", s["mpp"], {"tiling": tiling})],
+                         tiling["tile_px"], backbone_spec, threads=threads, views=views, backbone=backbone)
+        except TileprobeError as err:
+            failed.append(s["slide"])
+            log.error("%s: %s", s["slide"], err)
+            with atomic_path(out / f"{s['slide']}.error") as tmp:
+                Path(tmp).write_text(f"{err}\n")
+    log.info("embedded %d of %d slides with %s loaded once", len(slides) - len(failed), len(slides),
+             backbone.name)
+    if failed and len(failed) == len(slides):
+        raise TileprobeError(f"every slide of this batch failed ({', '.join(failed)}); the first said: "
+                             f"{(out / f'{failed[0]}.error').read_text().strip()}")
+
+
+def task_data(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: list[str], layer: str,
+              evaluation: dict, features: dict | None = None):
+    """One task's rows (X, y, groups) from its slides' tile tables and one layer of their embeddings.
+
+    `features` ({slide: (tiles, dim)}) replaces the stores' view 0, e.g. with precomputed augmented copies.
+    """
+    from tileprobe.embed.store import load_layer
+    from tileprobe.learn.data import task_dataset
+    from tileprobe.learn.evaluate import settings
+    from tileprobe.tiling.table import read_tiles
+
+    sheet = pd.DataFrame(samples)
+    slides = list(sheet["slide"])
+    # View 0 is the tile itself; other views are image-space augmentations.
+    if features is None:
+        features = {s: load_layer(path, layer)[0] for s, path in zip(slides, embeddings)}
+    tables = {s: read_tiles(path)[0] for s, path in zip(slides, tiles)}
+    return task_dataset({**task, "name": task_name}, sheet, features, tables, folds=settings(evaluation)["folds"])
+
+
+def head(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: list[str],
+         backbone: str, layer: str, augmentation: str, head_name: str, evaluation: dict, out_dir: str,
+         augmentation_spec: dict | None = None, augmented: str | None = None) -> None:
+    from tileprobe.learn.train import run_task
+
+    data = task_data(task_name, task, samples, tiles, embeddings, layer, evaluation)
+    meta = {"task": task_name, "backbone": backbone, "layer": layer, "augmentation": augmentation,
+            "head": head_name, "level": task["level"], "kind": task["kind"], "label": task["label"]}
+    augment = None
+    if augmentation_spec:
+        meta["augmentation_spec"] = augmentation_spec
+        augment = head_augment(task_name, task, samples, tiles, embeddings, layer, evaluation, data,
+                               augmentation_spec, augmented)
+    run_task(data, head_name, evaluation, out_dir, meta, augment=augment)
+
+
+def head_augment(task_name, task, samples, tiles, embeddings, layer, evaluation, data, spec, augmented):
+    """The augment(X, y, groups, seed) hook of one head: in-fold, or the precomputed copies of training rows."""
+    import numpy as np
+
+    from tileprobe import augment
+
+    if not augment.is_per_tile(spec):
+        return augment.in_fold(spec)
+    slides = [row["slide"] for row in samples]
+    per_slide = {s: augment.load_copies(augmented, s, layer) for s in slides}
+    # Rows of copy c are built exactly like the task's rows (tile rows, or slide means), so they align with data.
+    copies = [task_data(task_name, task, samples, tiles, embeddings, layer, evaluation,
+                        features={s: per_slide[s][c] for s in slides}).X for c in range(spec["copies"])]
+    return augment.precomputed(data.X, np.stack(copies))
+
+
+def augment(name: str, spec: dict, stores: dict[str, str], layers: list[str], dask_cfg: dict, out: str) -> None:
+    from tileprobe.augment.cluster import dask_cluster
+    from tileprobe.augment.per_tile import augment_stores
+
+    with dask_cluster(dask_cfg):
+        augment_stores(stores, out, name, spec, layers=layers)
+    log.info("%s: %s copies of %d slides written to %s", name, spec["kind"], len(stores), out)
+
+
+def tiling_manifest(tiles: list[str], qc: list[str], out: str) -> None:
+    from tileprobe.atomic import atomic_path
+    from tileprobe.tiling.manifest import flagged, tiling_manifest
+
+    table = tiling_manifest(tiles, qc)
+    with atomic_path(out) as tmp:
+        table.to_parquet(tmp, index=False)
+    for _, row in flagged(table).iterrows():
+        log.warning("%s (tiling %s) is flagged %s: see %s", row["slide"], row["tiling"], row["flags"], row["qc"])
+    log.info("%d slide(s) tiled, %d flagged", len(table), len(flagged(table)))
+
+
+def report(metrics: list[str], slides: str, parquet: str, markdown: str, html: str | None = None) -> None:
+    from tileprobe.report.summary import summarize, write_summary
+
+    write_summary(summarize(metrics), parquet, markdown, html, slides=pd.read_parquet(slides))
+
+
+def select(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: dict[str, list[str]],
+           candidates: list[tuple[str, str]], metric: str, evaluation: dict, out: str) -> None:
+    from tileprobe.atomic import atomic_path
+    from tileprobe.learn.select import select as rank_backbones
+
+    data = {(b, layer): task_data(task_name, task, samples, tiles, embeddings[b], layer, evaluation)
+            for b, layer in candidates}
+    ranked = rank_backbones(task_name, data, metric)
+    with atomic_path(out) as tmp:
+        ranked.to_parquet(tmp, index=False)
+    top = ranked.iloc[0]
+    log.info("selection on %s: %s/%s ranks first (%s %.3f)", task_name, top["backbone"], top["layer"], metric,
+             top["proxy_score"])
+
+
+def figure_scores(summary: str, layers: dict[str, list[str]], metric: str, bars: str, depth: str) -> None:
+    from tileprobe.report.plots.scores import layer_depth, metric_bars
+
+    table = pd.read_parquet(summary)
+    metric_bars(table, metric, bars)
+    layer_depth(table, layers, metric, depth)
+
+
+def figure_curves(metrics: list[str], predictions: list[str], metric: str, curves: str, confusion: str) -> None:
+    import json
+
+    from tileprobe.report.plots.curves import confusion as draw_confusion
+    from tileprobe.report.plots.curves import roc_pr
+
+    heads = [(json.loads(Path(m).read_text()), pd.read_parquet(p)) for m, p in zip(metrics, predictions)]
+    roc_pr(heads, curves)
+    draw_confusion(heads, metric, confusion)
+
+
+def figure_embedding(task_name: str, task: dict, samples: list[dict], tiles: list[str],
+                     embeddings: dict[str, list[str]], candidates: list[tuple[str, str]], evaluation: dict,
+                     out: str) -> None:
+    from tileprobe.report.plots.embedding import embedding_map
+
+    panels = {(b, layer): task_data(task_name, task, samples, tiles, embeddings[b], layer, evaluation)
+              for b, layer in candidates}
+    embedding_map(task_name, panels, out)
+
+
+def figure_selection(selection: str, summary: str, metric: str, agreement_out: str, figure: str) -> None:
+    from tileprobe.atomic import atomic_path
+    from tileprobe.learn.select import agreement
+    from tileprobe.report.plots.selection import selection_figure
+
+    ranked, table = pd.read_parquet(selection), pd.read_parquet(summary)
+    agreed = agreement(ranked, table, metric)
+    with atomic_path(agreement_out) as tmp:
+        agreed.to_parquet(tmp, index=False)
+    selection_figure(ranked, table, agreed, figure)
+
+
+def predict(task_name: str, task: dict, slide: str, model_dir: str, tiles: str, embeddings: str, layer: str,
+            out: str) -> None:
+    from tileprobe.embed.store import load_layer
+    from tileprobe.learn.predict import predict_slide, write_prediction
+    from tileprobe.tiling.table import read_tiles
+
+    # View 0: the tile itself, as the head was trained on.
+    table = predict_slide(model_dir, task_name, task, slide, load_layer(embeddings, layer)[0], read_tiles(tiles)[0])
+    write_prediction(table, out)
+    log.info("%s: %s predicted for %d row(s) by %s", slide, task_name, len(table), model_dir)
