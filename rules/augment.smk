@@ -6,18 +6,18 @@ rule augment:
     input:
         embeddings=augment_inputs,
     output:
-        directory(f"{RESULTS}/augmented/{{tiling}}/{{backbone}}/{{augmentation}}.zarr"),
+        directory(PATHS.augmented("{tiling}", "{backbone}", "{augmentation}")),
     params:
         slides=augment_slides,
         spec=lambda wc: AUGMENT_SPECS[wc.augmentation],
         layers=lambda wc: BACKBONES[wc.backbone]["layers"],
-        dask={"log_directory": f"{RESULTS}/logs/dask", **config.get("dask", {})},
+        dask={"log_directory": PATHS.dask_logs(), **config["dask"]},
     log:
-        f"{RESULTS}/logs/augment/{{tiling}}/{{backbone}}/{{augmentation}}.log",
+        PATHS.log("augment", "{tiling}", "{backbone}", "{augmentation}"),
     benchmark:
-        f"{RESULTS}/benchmarks/augment/{{tiling}}/{{backbone}}/{{augmentation}}.tsv"
+        PATHS.benchmark("augment", "{tiling}", "{backbone}", "{augmentation}")
     # Threaded or local Dask uses `dask.workers` cores here; a SLURM or remote cluster brings its own.
-    threads: config.get("dask", {}).get("workers", 2)
+    threads: config["dask"]["workers"]
     resources:
         mem_mb=4000,
         runtime=60,

@@ -7,39 +7,32 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from snakemake.utils import validate
-
 from tileprobe.demo import synthetic as tp_demo
-from tileprobe.config.check import SCHEMA_DIR, check_config
+from tileprobe.config.check import check_config
 from tileprobe.learn.data import samples_for_task
 from tileprobe.learn.heads.registry import head_names
 from tileprobe.config.samples import check_sheet, read_samples
 from tileprobe.learn import select as tp_select
 from tileprobe import augment as tp_augment
 from tileprobe.learn import predict as tp_predict
+from tileprobe.workflow.paths import SUMMARY_FORMATS, ResultPaths
 
 
-# Friendly checks first (one line per problem, naming the key); then Snakemake's own validation.
+# Checked once against the schema, which also fills every default (one line per problem, naming the key).
 check_config(config, known_heads=head_names())
 tp_select.check_selection(config)
 
 
-validate(config, str(SCHEMA_DIR / "config.schema.yaml"))
-
-
-RESULTS = config["results"].rstrip("/")
-MANIFEST = f"{RESULTS}/manifest.parquet"
-TILING_MANIFEST = f"{RESULTS}/tiling_manifest.parquet"
-SUMMARY = [
-    f"{RESULTS}/report/summary.parquet",
-    f"{RESULTS}/report/summary.md",
-    f"{RESULTS}/report/summary.html",
-]
+# Every result path comes from PATHS (tileprobe/workflow/paths.py): called with "{wildcard}"s in rules, values here.
+PATHS = ResultPaths(config["results"])
+MANIFEST = PATHS.manifest()
+TILING_MANIFEST = PATHS.tiling_manifest()
+SUMMARY = [PATHS.summary(fmt) for fmt in SUMMARY_FORMATS]
 TILINGS = config["tilings"]
 BACKBONES = config["backbones"]
 TASKS = config["tasks"]
 # Each configured augmentation is its own head row beside `none` (names and parameters checked here).
-AUGMENT_SPECS = tp_augment.check_augmentations(config.get("augmentations"))
+AUGMENT_SPECS = tp_augment.check_augmentations(config["augmentations"])
 AUGMENTATIONS = [tp_augment.NONE, *AUGMENT_SPECS]
 NAME = "[A-Za-z0-9_-]+"
 
@@ -55,8 +48,8 @@ wildcard_constraints:
 
 
 if "demo" in config:
-    DEMO_DIR = f"{RESULTS}/demo"
-    SAMPLE_SHEET = f"{DEMO_DIR}/samples.tsv"
+    DEMO_DIR = PATHS.demo_dir()
+    SAMPLE_SHEET = PATHS.demo_sheet()
     _demo = tp_demo.demo_samples(DEMO_DIR, **config["demo"])
     DEMO_FILES = sorted(
         os.path.normpath(os.path.join(DEMO_DIR, p))
@@ -135,7 +128,7 @@ def batch_of(wildcards):
     """The batch directory that holds one slide's store until rule embed_from_batch moves it into place."""
     for batch, slides in embed_batches(wildcards.tiling).items():
         if wildcards.slide in slides:
-            return f"{RESULTS}/embedding_batches/{wildcards.tiling}/{wildcards.backbone}/{batch}"
+            return PATHS.embedding_batch(wildcards.tiling, wildcards.backbone, batch)
     raise ValueError(f"slide {wildcards.slide} is embedded under no task of tiling {wildcards.tiling}")
 
 
@@ -143,7 +136,7 @@ def batch_slides(wildcards):
     """The sheet rows of one batch, as the batch job needs them."""
     return [
         {"slide": s, "path": SLIDES.at[s, "path"], "mpp": slide_mpp(SimpleNamespace(slide=s)),
-         "tiles": f"{RESULTS}/tiles/{wildcards.tiling}/{s}.parquet"}
+         "tiles": PATHS.tiles(wildcards.tiling, s)}
         for s in embed_batches(wildcards.tiling)[wildcards.batch]
     ]
 
@@ -161,13 +154,17 @@ def tiled_slides():
     return sorted({(t["tiling"], s) for name, t in TASKS.items() for s in task_slides(name)})
 
 
+def tile_tables():
+    return [PATHS.tiles(tiling, slide) for tiling, slide in tiled_slides()]
+
+
 def qc_pictures():
-    return [f"{RESULTS}/qc/{tiling}/{slide}.png" for tiling, slide in tiled_slides()]
+    return [PATHS.qc(tiling, slide) for tiling, slide in tiled_slides()]
 
 
-SELECTION = config.get("selection") or {}
+SELECTION = config["selection"]
 PROXY_TASK = SELECTION.get("proxy_task")
-METRIC = SELECTION.get("metric", "balanced_accuracy")
+METRIC = SELECTION["metric"]
 
 
 def task_candidates(task):
@@ -184,7 +181,7 @@ def task_embeddings(task, backbones):
     """Embedding stores of a task's slides, per backbone."""
     tiling = TASKS[task]["tiling"]
     return {
-        b: [f"{RESULTS}/embeddings/{tiling}/{b}/{s}.zarr" for s in task_slides(task)]
+        b: [PATHS.embeddings(tiling, b, s) for s in task_slides(task)]
         for b in backbones
     }
 
@@ -194,24 +191,16 @@ BEST_TASKS = [t for t, spec in TASKS.items() if spec["backbones"] == tp_select.B
 FIXED_TASKS = [t for t in TASKS if t not in BEST_TASKS]
 
 
-def head_dirs(tasks=None):
+def head_outputs(kind, tasks=None):
+    """Heads' `metrics` or `predictions` (all tasks by default). With a task in BEST_TASKS, only call it from an
+    input function: it may wait on checkpoint `select`."""
     return [
-        f"{RESULTS}/heads/{task}/{backbone}/{layer}/{augmentation}/{head}"
+        PATHS.head_file(kind, task, backbone, layer, augmentation, head)
         for task in (TASKS if tasks is None else tasks)
         for backbone, layer in task_candidates(task)
         for augmentation in AUGMENTATIONS
         for head in TASKS[task]["heads"]
     ]
-
-
-def head_outputs(kind, tasks=None):
-    """Heads' metrics or predictions (all tasks by default). With a task in BEST_TASKS, only call it from an
-    input function: it may wait on checkpoint `select`."""
-    suffix = {"metrics": "metrics.json", "predictions": "predictions.parquet"}[kind]
-    return [f"{d}/{suffix}" for d in head_dirs(tasks)]
-
-
-FIGURES = f"{RESULTS}/report/figures"
 
 
 def report_figures(exclude=()):
@@ -220,13 +209,13 @@ def report_figures(exclude=()):
     names += [f"embedding_{task}" for task in TASKS]
     if PROXY_TASK:
         names.append("selection")
-    return [f"{FIGURES}/{name}.png" for name in names if name not in exclude]
+    return [PATHS.figure(name) for name in names if name not in exclude]
 
 
 def task_store_inputs(task, backbones):
     """Tile tables and embedding stores of a task's slides for several backbones (selection, embedding maps)."""
     return {
-        "tiles": [f"{RESULTS}/tiles/{TASKS[task]['tiling']}/{s}.parquet" for s in task_slides(task)],
+        "tiles": [PATHS.tiles(TASKS[task]["tiling"], s) for s in task_slides(task)],
         "embeddings": [p for paths in task_embeddings(task, backbones).values() for p in paths],
     }
 
@@ -242,7 +231,7 @@ def selection_inputs(wildcards):
 def figure(name, caption, category, subcategory=None, **labels):
     """A figure output that also goes into the Snakemake report under `category`."""
     return report(
-        f"{FIGURES}/{name}.png",
+        PATHS.figure(name),
         caption=f"../report/{caption}.rst",
         category=category,
         subcategory=subcategory,
@@ -259,12 +248,12 @@ def head_inputs(wildcards):
     slides = task_slides(wildcards.task)
     tiling, backbone = task["tiling"], wildcards.backbone
     inputs = {
-        "tiles": [f"{RESULTS}/tiles/{tiling}/{s}.parquet" for s in slides],
-        "embeddings": [f"{RESULTS}/embeddings/{tiling}/{backbone}/{s}.zarr" for s in slides],
+        "tiles": [PATHS.tiles(tiling, s) for s in slides],
+        "embeddings": [PATHS.embeddings(tiling, backbone, s) for s in slides],
     }
     spec = AUGMENT_SPECS.get(wildcards.augmentation)
     if spec and tp_augment.is_per_tile(spec):
-        inputs["augmented"] = f"{RESULTS}/augmented/{tiling}/{backbone}/{wildcards.augmentation}.zarr"
+        inputs["augmented"] = PATHS.augmented(tiling, backbone, wildcards.augmentation)
     return inputs
 
 
@@ -274,10 +263,7 @@ def augment_slides(wildcards):
 
 
 def augment_inputs(wildcards):
-    return [
-        f"{RESULTS}/embeddings/{wildcards.tiling}/{wildcards.backbone}/{s}.zarr"
-        for s in augment_slides(wildcards)
-    ]
+    return [PATHS.embeddings(wildcards.tiling, wildcards.backbone, s) for s in augment_slides(wildcards)]
 
 
 def task_samples(wildcards):
@@ -300,14 +286,14 @@ def predict_deployed(task):
 
 def predict_outputs():
     tasks = [t for t, spec in TASKS.items() if spec["level"] in tp_predict.PREDICTABLE_LEVELS]
-    return [f"{RESULTS}/predict/{t}/{s}.parquet" for t in tasks for s in PREDICT.index]
+    return [PATHS.predict(t, s) for t in tasks for s in PREDICT.index]
 
 
 def predict_inputs(wildcards):
     task, chosen = TASKS[wildcards.task], predict_deployed(wildcards.task)
-    tiling = task["tiling"]
+    tiling, backbone = task["tiling"], chosen["backbone"]
     return {
-        "model": f"{RESULTS}/heads/{wildcards.task}/{chosen['backbone']}/{chosen['layer']}/none/{chosen['head']}/model",
-        "tiles": f"{RESULTS}/tiles/{tiling}/{wildcards.slide}.parquet",
-        "embeddings": f"{RESULTS}/embeddings/{tiling}/{chosen['backbone']}/{wildcards.slide}.zarr",
+        "model": PATHS.head_file("model", wildcards.task, backbone, chosen["layer"], tp_augment.NONE, chosen["head"]),
+        "tiles": PATHS.tiles(tiling, wildcards.slide),
+        "embeddings": PATHS.embeddings(tiling, backbone, wildcards.slide),
     }

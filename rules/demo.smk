@@ -10,9 +10,9 @@ if "demo" in config:
         params:
             demo=config["demo"],
         log:
-            f"{RESULTS}/logs/demo_data.log",
+            PATHS.log("demo_data"),
         benchmark:
-            f"{RESULTS}/benchmarks/demo_data.tsv"
+            PATHS.benchmark("demo_data")
         threads: 1
         resources:
             mem_mb=2000,

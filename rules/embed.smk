@@ -7,19 +7,19 @@
 rule embed:
     input:
         slide=slide_path,
-        tiles=f"{RESULTS}/tiles/{{tiling}}/{{slide}}.parquet",
+        tiles=PATHS.tiles("{tiling}", "{slide}"),
     output:
-        directory(f"{RESULTS}/embeddings/{{tiling}}/{{backbone}}/{{slide}}.zarr"),
+        directory(PATHS.embeddings("{tiling}", "{backbone}", "{slide}")),
     params:
         backbone=lambda wc: BACKBONES[wc.backbone],
         tiling=lambda wc: TILINGS[wc.tiling],
         mpp=slide_mpp,
         # View 0 is the tile itself; views 1.. are seeded image-space augmentations, embedded in the same pass.
-        views=config.get("views", 1),
+        views=config["views"],
     log:
-        f"{RESULTS}/logs/embed/{{tiling}}/{{backbone}}/{{slide}}.log",
+        PATHS.log("embed", "{tiling}", "{backbone}", "{slide}"),
     benchmark:
-        f"{RESULTS}/benchmarks/embed/{{tiling}}/{{backbone}}/{{slide}}.tsv"
+        PATHS.benchmark("embed", "{tiling}", "{backbone}", "{slide}")
     wildcard_constraints:
         tiling=SINGLE_TILINGS,
     # On a cluster, group components let many slides share one GPU job (see profiles/slurm).
@@ -42,16 +42,16 @@ rule embed_batch:
         slides=lambda wc: [s["path"] for s in batch_slides(wc)],
         tiles=lambda wc: [s["tiles"] for s in batch_slides(wc)],
     output:
-        temp(directory(f"{RESULTS}/embedding_batches/{{tiling}}/{{backbone}}/{{batch}}")),
+        temp(directory(PATHS.embedding_batch("{tiling}", "{backbone}", "{batch}"))),
     params:
         slides=batch_slides,
         backbone=lambda wc: BACKBONES[wc.backbone],
         tiling=lambda wc: TILINGS[wc.tiling],
-        views=config.get("views", 1),
+        views=config["views"],
     log:
-        f"{RESULTS}/logs/embed_batch/{{tiling}}/{{backbone}}/{{batch}}.log",
+        PATHS.log("embed_batch", "{tiling}", "{backbone}", "{batch}"),
     benchmark:
-        f"{RESULTS}/benchmarks/embed/{{tiling}}/{{backbone}}/batch-{{batch}}.tsv"
+        PATHS.benchmark("embed", "{tiling}", "{backbone}", "batch-{batch}")
     wildcard_constraints:
         tiling=BATCHED_TILINGS,
         batch="(predict-)?[0-9]+",
@@ -70,9 +70,9 @@ rule embed_from_batch:
     input:
         batch_of,
     output:
-        directory(f"{RESULTS}/embeddings/{{tiling}}/{{backbone}}/{{slide}}.zarr"),
+        directory(PATHS.embeddings("{tiling}", "{backbone}", "{slide}")),
     log:
-        f"{RESULTS}/logs/embed/{{tiling}}/{{backbone}}/{{slide}}.log",
+        PATHS.log("embed", "{tiling}", "{backbone}", "{slide}"),
     wildcard_constraints:
         tiling=BATCHED_TILINGS,
     localrule: True

@@ -1,14 +1,18 @@
 # Small heads on frozen embeddings: patient-grouped cross-validation, then a refit on all labelled data.
 
+# What names one head, as wildcards: its outputs, directory, log and benchmark all take these five.
+HEAD_WILDCARDS = ("{task}", "{backbone}", "{layer}", "{augmentation}", "{head}")
+
 
 rule head:
     input:
         unpack(head_inputs),
     output:
-        metrics=f"{RESULTS}/heads/{{task}}/{{backbone}}/{{layer}}/{{augmentation}}/{{head}}/metrics.json",
-        predictions=f"{RESULTS}/heads/{{task}}/{{backbone}}/{{layer}}/{{augmentation}}/{{head}}/predictions.parquet",
-        model=directory(f"{RESULTS}/heads/{{task}}/{{backbone}}/{{layer}}/{{augmentation}}/{{head}}/model"),
+        metrics=PATHS.head_file("metrics", *HEAD_WILDCARDS),
+        predictions=PATHS.head_file("predictions", *HEAD_WILDCARDS),
+        model=directory(PATHS.head_file("model", *HEAD_WILDCARDS)),
     params:
+        out_dir=PATHS.head_dir(*HEAD_WILDCARDS),
         task=lambda wc: TASKS[wc.task],
         samples=task_samples,
         evaluation=config["evaluation"],
@@ -21,9 +25,9 @@ rule head:
             "tiling_spec": TILINGS[TASKS[wc.task]["tiling"]],
         },
     log:
-        f"{RESULTS}/logs/head/{{task}}/{{backbone}}/{{layer}}/{{augmentation}}/{{head}}.log",
+        PATHS.log("head", *HEAD_WILDCARDS),
     benchmark:
-        f"{RESULTS}/benchmarks/head/{{task}}/{{backbone}}/{{layer}}/{{augmentation}}/{{head}}.tsv"
+        PATHS.benchmark("head", *HEAD_WILDCARDS)
     threads: 1
     resources:
         mem_mb=4000,

@@ -6,14 +6,14 @@ rule predict:
     input:
         unpack(predict_inputs),
     output:
-        f"{RESULTS}/predict/{{task}}/{{slide}}.parquet",
+        PATHS.predict("{task}", "{slide}"),
     params:
         task=lambda wc: TASKS[wc.task],
         layer=lambda wc: predict_deployed(wc.task)["layer"],
     log:
-        f"{RESULTS}/logs/predict/{{task}}/{{slide}}.log",
+        PATHS.log("predict", "{task}", "{slide}"),
     benchmark:
-        f"{RESULTS}/benchmarks/predict/{{task}}/{{slide}}.tsv"
+        PATHS.benchmark("predict", "{task}", "{slide}")
     threads: 1
     resources:
         mem_mb=4000,

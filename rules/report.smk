@@ -11,10 +11,12 @@ rule report:
         parquet=SUMMARY[0],
         markdown=SUMMARY[1],
         html=report(SUMMARY[2], caption="../report/summary.rst", category="1. Summary"),
+    params:
+        metric=METRIC,
     log:
-        f"{RESULTS}/logs/report.log",
+        PATHS.log("report"),
     benchmark:
-        f"{RESULTS}/benchmarks/report.tsv"
+        PATHS.benchmark("report")
     threads: 1
     resources:
         mem_mb=2000,
@@ -35,9 +37,9 @@ rule figure_scores:
         layers={name: spec["layers"] for name, spec in BACKBONES.items()},
         metric=METRIC,
     log:
-        f"{RESULTS}/logs/figures/scores.log",
+        PATHS.log("figures", "scores"),
     benchmark:
-        f"{RESULTS}/benchmarks/figures/scores.tsv"
+        PATHS.benchmark("figures", "scores")
     threads: 1
     resources:
         mem_mb=2000,
@@ -58,9 +60,9 @@ rule figure_curves:
     params:
         metric=METRIC,
     log:
-        f"{RESULTS}/logs/figures/curves.log",
+        PATHS.log("figures", "curves"),
     benchmark:
-        f"{RESULTS}/benchmarks/figures/curves.tsv"
+        PATHS.benchmark("figures", "curves")
     threads: 1
     resources:
         mem_mb=4000,
@@ -83,9 +85,9 @@ rule figure_embedding:
         candidates=lambda wc: task_candidates(wc.task),
         evaluation=config["evaluation"],
     log:
-        f"{RESULTS}/logs/figures/embedding_{{task}}.log",
+        PATHS.log("figures", "embedding_{task}"),
     benchmark:
-        f"{RESULTS}/benchmarks/figures/embedding_{{task}}.tsv"
+        PATHS.benchmark("figures", "embedding_{task}")
     threads: 1
     resources:
         mem_mb=4000,
@@ -102,9 +104,9 @@ rule figure_qc:
     output:
         figure("qc_gallery", "qc_gallery", "5. Quality control"),
     log:
-        f"{RESULTS}/logs/figures/qc_gallery.log",
+        PATHS.log("figures", "qc_gallery"),
     benchmark:
-        f"{RESULTS}/benchmarks/figures/qc_gallery.tsv"
+        PATHS.benchmark("figures", "qc_gallery")
     threads: 1
     resources:
         mem_mb=2000,
@@ -119,17 +121,17 @@ if PROXY_TASK:
 
     rule figure_selection:
         input:
-            selection=f"{RESULTS}/selection/{PROXY_TASK}.parquet",
+            selection=PATHS.selection(PROXY_TASK),
             summary=SUMMARY[0],
         output:
-            agreement=f"{RESULTS}/report/selection_agreement.parquet",
+            agreement=PATHS.selection_agreement(),
             figure=figure("selection", "selection", "6. Backbone selection"),
         params:
             metric=METRIC,
         log:
-            f"{RESULTS}/logs/figures/selection.log",
+            PATHS.log("figures", "selection"),
         benchmark:
-            f"{RESULTS}/benchmarks/figures/selection.tsv"
+            PATHS.benchmark("figures", "selection")
         threads: 1
         resources:
             mem_mb=2000,
@@ -148,11 +150,11 @@ rule figure_timing:
     output:
         figure("timing", "timing", "7. Time per stage"),
     params:
-        benchmarks=f"{RESULTS}/benchmarks",
+        benchmarks=PATHS.benchmark_dir(),
     log:
-        f"{RESULTS}/logs/figures/timing.log",
+        PATHS.log("figures", "timing"),
     benchmark:
-        f"{RESULTS}/benchmarks/figures/timing.tsv"
+        PATHS.benchmark("figures", "timing")
     threads: 1
     resources:
         mem_mb=1000,

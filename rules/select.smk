@@ -9,7 +9,7 @@ if PROXY_TASK:
         input:
             unpack(selection_inputs),
         output:
-            f"{RESULTS}/selection/{{task}}.parquet",
+            PATHS.selection("{task}"),
         params:
             task=lambda wc: TASKS[wc.task],
             samples=task_samples,
@@ -20,9 +20,9 @@ if PROXY_TASK:
         wildcard_constraints:
             task=PROXY_TASK,
         log:
-            f"{RESULTS}/logs/select/{{task}}.log",
+            PATHS.log("select", "{task}"),
         benchmark:
-            f"{RESULTS}/benchmarks/select/{{task}}.tsv"
+            PATHS.benchmark("select", "{task}")
         threads: 1
         resources:
             mem_mb=4000,

@@ -9,9 +9,9 @@ rule manifest:
     params:
         tasks=TASKS,
     log:
-        f"{RESULTS}/logs/manifest.log",
+        PATHS.log("manifest"),
     benchmark:
-        f"{RESULTS}/benchmarks/manifest.tsv"
+        PATHS.benchmark("manifest")
     threads: 1
     resources:
         mem_mb=1000,
@@ -27,9 +27,9 @@ rule tile:
         slide=slide_path,
         annotations=slide_annotations,
     output:
-        tiles=f"{RESULTS}/tiles/{{tiling}}/{{slide}}.parquet",
+        tiles=PATHS.tiles("{tiling}", "{slide}"),
         qc=report(
-            f"{RESULTS}/qc/{{tiling}}/{{slide}}.png",
+            PATHS.qc("{tiling}", "{slide}"),
             caption="../report/qc.rst",
             category="5. Quality control",
             subcategory="{tiling}",
@@ -39,9 +39,9 @@ rule tile:
         tiling=lambda wc: TILINGS[wc.tiling],
         mpp=slide_mpp,
     log:
-        f"{RESULTS}/logs/tile/{{tiling}}/{{slide}}.log",
+        PATHS.log("tile", "{tiling}", "{slide}"),
     benchmark:
-        f"{RESULTS}/benchmarks/tile/{{tiling}}/{{slide}}.tsv"
+        PATHS.benchmark("tile", "{tiling}", "{slide}")
     threads: 1
     resources:
         mem_mb=2000,
@@ -55,14 +55,16 @@ rule tile:
 # After tiling: every slide's tile count, resolution and flags (no_tiles), read back from the tile tables.
 rule tiling_manifest:
     input:
-        tiles=lambda wc: [f"{RESULTS}/tiles/{t}/{s}.parquet" for t, s in tiled_slides()],
+        tiles=lambda wc: tile_tables(),
         qc=lambda wc: qc_pictures(),
     output:
         TILING_MANIFEST,
+    params:
+        tiled=lambda wc: tiled_slides(),
     log:
-        f"{RESULTS}/logs/tiling_manifest.log",
+        PATHS.log("tiling_manifest"),
     benchmark:
-        f"{RESULTS}/benchmarks/tiling_manifest.tsv"
+        PATHS.benchmark("tiling_manifest")
     threads: 1
     resources:
         mem_mb=1000,

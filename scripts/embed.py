@@ -6,6 +6,7 @@ with job(snakemake):
         snakemake.input.slide,
         snakemake.params.mpp,
         snakemake.input.tiles,
+        snakemake.wildcards.tiling,
         snakemake.params.tiling,
         snakemake.params.backbone,
         snakemake.output[0],

@@ -4,6 +4,7 @@ from tileprobe.workflow.runner import job
 with job(snakemake):
     jobs.embed_batch(
         snakemake.params.slides,
+        snakemake.wildcards.tiling,
         snakemake.params.tiling,
         snakemake.params.backbone,
         snakemake.output[0],

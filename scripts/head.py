@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from tileprobe.embed.provenance import check_stores
 from tileprobe.workflow import jobs
 from tileprobe.workflow.runner import job
@@ -17,7 +15,7 @@ with job(snakemake):
         snakemake.wildcards.augmentation,
         snakemake.wildcards.head,
         snakemake.params.evaluation,
-        str(Path(snakemake.output.metrics).parent),
+        snakemake.params.out_dir,
         augmentation_spec=snakemake.params.augmentation,
         augmented=snakemake.input.get("augmented"),
     )

@@ -54,8 +54,8 @@ def test_kill_9_during_extraction_then_rerun_gives_the_uninterrupted_result(tmp_
     reference = tmp_path / "reference.zarr"
     tiling = read_tiles(results / "tiles/grid/big.parquet")[1]["tiling"]
     backbone = zarr.open_group(store, mode="r").attrs["spec"]
-    jobs.embed(str(tmp_path / "data/images/big.png"), 0.5, str(results / "tiles/grid/big.parquet"), tiling,
-               backbone, str(reference), threads=2)
+    jobs.embed(str(tmp_path / "data/images/big.png"), 0.5, str(results / "tiles/grid/big.parquet"), "grid",
+               tiling, backbone, str(reference), threads=2)
     rerun, whole = _layers(store), _layers(reference)
     assert rerun["final"].shape == (1, 256, 512)
     for name in whole:

@@ -4,8 +4,6 @@ and any flag, so a slide that yielded no tile is listed (and its QC picture name
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from tileprobe.tiling.table import read_tiles
@@ -13,14 +11,15 @@ from tileprobe.tiling.table import read_tiles
 COLUMNS = ["tiling", "slide", "path", "n_tiles", "mpp", "mpp_source", "flags", "qc"]
 
 
-def tiling_manifest(tile_tables: list[str], qc_pictures: list[str]) -> pd.DataFrame:
-    """Rows from the tile tables' metadata; `qc_pictures[i]` belongs to `tile_tables[i]`."""
+def tiling_manifest(tiled: list[tuple[str, str]], tile_tables: list[str], qc_pictures: list[str]) -> pd.DataFrame:
+    """Rows from the tile tables' metadata; `tile_tables[i]` and `qc_pictures[i]` are those of `tiled[i]`, a
+    (tiling, slide) pair: names are given, never parsed back out of paths."""
     rows = []
-    for table, qc in zip(tile_tables, qc_pictures, strict=True):
+    for (tiling, slide), table, qc in zip(tiled, tile_tables, qc_pictures, strict=True):
         tiles, meta = read_tiles(table)
         rows.append({
-            "tiling": Path(table).parent.name,
-            "slide": Path(table).stem,
+            "tiling": tiling,
+            "slide": slide,
             "path": meta.get("slide_path"),
             "n_tiles": len(tiles),
             "mpp": meta.get("slide_mpp"),

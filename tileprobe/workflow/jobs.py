@@ -60,22 +60,22 @@ def tile(slide_path: str, mpp: float | None, tiling: dict, annotations: list[str
     log.info("%s: %d tiles", slide_path, len(result.tiles))
 
 
-def embed(slide_path: str, mpp, tiles_path: str, tiling: dict, backbone: dict, out: str, threads: int,
-          views: int = 1) -> None:
+def embed(slide_path: str, mpp, tiles_path: str, tiling_name: str, tiling: dict, backbone: dict, out: str,
+          threads: int, views: int = 1) -> None:
     from tileprobe.atomic import remove_stale_temporaries
     from tileprobe.embed.extract import embed_slide
     from tileprobe.embed.provenance import check_tiles
 
     # Tiles from a shared results dir must match this config's tiling; a killed earlier try left a temporary.
-    check_tiles(tiles_path, Path(tiles_path).parent.name, tiling)
+    check_tiles(tiles_path, tiling_name, tiling)
     for stale in remove_stale_temporaries(out):
         log.info("removed %s, left by a killed earlier try", stale)
     embed_slide(slide_path, tiles_path, tiling["tile_px"], backbone, out, mpp=mpp, threads=threads,
                 provenance_extra={"tiling": tiling}, views=views)
 
 
-def embed_batch(slides: list[dict], tiling: dict, backbone_spec: dict, out_dir: str, threads: int,
-                views: int = 1) -> None:
+def embed_batch(slides: list[dict], tiling_name: str, tiling: dict, backbone_spec: dict, out_dir: str,
+                threads: int, views: int = 1) -> None:
     """Embed a batch of slides ({slide, path, mpp, tiles}) into `out_dir`/{slide}.zarr, the model loaded once.
 
     A slide that fails leaves `{slide}.error` with its message instead of a store, so only its own
@@ -94,7 +94,7 @@ def embed_batch(slides: list[dict], tiling: dict, backbone_spec: dict, out_dir: 
     failed = []
     for s in slides:
         try:
-            check_tiles(s["tiles"], Path(s["tiles"]).parent.name, tiling)
+            check_tiles(s["tiles"], tiling_name, tiling)
             embed_slides([SlideJob(s["path"], s["tiles"], out / f"{s['slide']}.zarr", s["mpp"], {"tiling": tiling})],
                          tiling["tile_px"], backbone_spec, threads=threads, views=views, backbone=backbone)
         except TileprobeError as err:
@@ -170,11 +170,11 @@ def augment(name: str, spec: dict, stores: dict[str, str], layers: list[str], da
     log.info("%s: %s copies of %d slides written to %s", name, spec["kind"], len(stores), out)
 
 
-def tiling_manifest(tiles: list[str], qc: list[str], out: str) -> None:
+def tiling_manifest(tiled: list, tiles: list[str], qc: list[str], out: str) -> None:
     from tileprobe.atomic import atomic_path
     from tileprobe.tiling.manifest import flagged, tiling_manifest
 
-    table = tiling_manifest(tiles, qc)
+    table = tiling_manifest([tuple(pair) for pair in tiled], tiles, qc)
     with atomic_path(out) as tmp:
         table.to_parquet(tmp, index=False)
     for _, row in flagged(table).iterrows():
@@ -182,10 +182,11 @@ def tiling_manifest(tiles: list[str], qc: list[str], out: str) -> None:
     log.info("%d slide(s) tiled, %d flagged", len(table), len(flagged(table)))
 
 
-def report(metrics: list[str], slides: str, parquet: str, markdown: str, html: str | None = None) -> None:
+def report(metrics: list[str], slides: str, parquet: str, markdown: str, html: str | None = None,
+           metric: str = "balanced_accuracy") -> None:
     from tileprobe.report.summary import summarize, write_summary
 
-    write_summary(summarize(metrics), parquet, markdown, html, slides=pd.read_parquet(slides))
+    write_summary(summarize(metrics, metric), parquet, markdown, html, slides=pd.read_parquet(slides))
 
 
 def select(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: dict[str, list[str]],
