@@ -15,11 +15,11 @@ import logging
 import shutil
 from typing import Iterator
 
+from tileprobe.config.defaults import fill_defaults
 from tileprobe.errors import TileprobeError
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"cluster": "threads", "workers": 2}
 CLUSTERS = ("threads", "local", "slurm")
 
 
@@ -28,7 +28,8 @@ class ClusterError(TileprobeError):
 
 
 def settings(cfg: dict | None) -> dict:
-    merged = {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if v is not None}}
+    """`dask:` with the schema's defaults filled in (a None value counts as unset) and checked."""
+    merged = fill_defaults("dask", {k: v for k, v in (cfg or {}).items() if v is not None})
     if merged["cluster"] not in CLUSTERS:
         raise ClusterError(f"config: `dask.cluster` is {merged['cluster']!r}; use one of {', '.join(CLUSTERS)}.")
     if int(merged["workers"]) < 1:

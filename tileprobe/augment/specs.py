@@ -1,4 +1,4 @@
-"""Augmentation specs: the kinds a user can name, their parameters and defaults, and the checks.
+"""Augmentation specs: the kinds a user can name, their parameters and defaults (from the schema), and the checks.
 """
 
 from __future__ import annotations
@@ -7,17 +7,19 @@ from typing import Callable
 
 import numpy as np
 
+from tileprobe.config.defaults import fill_defaults, section_schema
 from tileprobe.errors import TileprobeError
 
-# kind -> its parameters and their defaults. Names a user types in `augmentations: {name: {kind: ..., ...}}`.
-KINDS: dict[str, dict] = {
-    "views": {"copies": 1, "seed": 0},
-    "dropout": {"p": 0.1, "copies": 1, "seed": 0},
-    "gaussian_noise": {"sigma": 0.1, "copies": 1, "seed": 0},
-    "mixup": {"alpha": 0.4, "copies": 1, "seed": 0},
-    "interpolate": {"k": 5, "copies": 1, "seed": 0},
-    "balance": {"k": 5, "seed": 0},
-}
+
+def _kinds() -> dict[str, dict]:
+    """kind -> its parameters and their defaults, as the schema's per-kind `then` branches fill them."""
+    kinds = section_schema("augmentation")["properties"]["kind"]["enum"]
+    return {kind: {k: v for k, v in fill_defaults("augmentation", {"kind": kind}).items() if k != "kind"}
+            for kind in kinds}
+
+
+# Names a user types in `augmentations: {name: {kind: ..., ...}}`.
+KINDS: dict[str, dict] = _kinds()
 
 
 PER_TILE = ("views", "dropout")

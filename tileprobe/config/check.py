@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from tileprobe.errors import TileprobeError
 SCHEMA_DIR = Path(__file__).resolve().parent / "schema"  # inside the package: a non-editable install checks configs too
 
 
+GROUP_BY = "group"  # a group task's default `group_by`: the sample sheet's `group` column
+
+
 class ConfigError(TileprobeError):
     """The configuration has a wrong, missing or inconsistent key."""
 
@@ -28,9 +32,10 @@ def load_schema(name: str = "config") -> dict:
     return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
 
 
-def _with_defaults(validator_class):
-    """A validator that fills in `default` values while it validates, so defaults live only in the schema."""
-    validate_properties = validator_class.VALIDATORS["properties"]
+@functools.cache
+def defaults_validator():
+    """A validator class that fills in `default` values while it validates, so defaults live only in the schema."""
+    validate_properties = jsonschema.Draft202012Validator.VALIDATORS["properties"]
 
     def properties(validator, props, instance, schema):
         if isinstance(instance, dict):
@@ -39,7 +44,7 @@ def _with_defaults(validator_class):
                     instance[key] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, props, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": properties})
+    return jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": properties})
 
 
 def _key_path(path) -> str:
@@ -66,9 +71,14 @@ def _explain(error: jsonschema.ValidationError) -> str:
     return f"`{where}`: {error.message}."
 
 
+@functools.cache
+def _config_validator():
+    return defaults_validator()(load_schema("config"))
+
+
 def check_schema(config: dict) -> dict:
     """Validate `config` in place against the schema and fill in defaults; raise one ConfigError for all problems."""
-    validator = _with_defaults(jsonschema.Draft202012Validator)(load_schema("config"))
+    validator = _config_validator()
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         problems = "\n".join(f"  - {_explain(e)}" for e in errors)
@@ -85,7 +95,12 @@ def _check_names(kind: str, where: str, names, known) -> None:
 
 
 def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
-    """Schema check plus the cross-references a schema cannot express. Returns `config` with defaults filled."""
+    """Schema check plus the cross-references a schema cannot express. Returns `config` with defaults filled.
+
+    Defaults left to code: a task's `backbones` is every configured backbone (another section's names), and a
+    group task's `group_by` is GROUP_BY, set after it: tasks are rule params, and Snakemake compares their
+    repr, key order included, so a reordered task would rerun its jobs.
+    """
     check_schema(config)
     if "samples" not in config and "demo" not in config:
         raise ConfigError("config: set `samples` to your sample sheet (TSV), or add `demo: {}` to run the demo.")
@@ -100,9 +115,9 @@ def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
                 f"config: task `{name}` is tile-level but tiling `{task['tiling']}` has mode `whole`; "
                 "tile labels come from annotated regions, so use a `grid` tiling."
             )
-        if task["level"] == "group" and "group_by" not in task:
-            task["group_by"] = "group"
-    proxy = config.get("selection", {}).get("proxy_task")
+        if task["level"] == "group":
+            task.setdefault("group_by", GROUP_BY)
+    proxy = config["selection"].get("proxy_task")
     if proxy is not None:
         _check_names("task", "selection.proxy_task", [proxy], config["tasks"])
     return config

@@ -15,6 +15,7 @@ from typing import Iterable
 import pandas as pd
 
 from tileprobe.atomic import atomic_path
+from tileprobe.config.check import GROUP_BY
 from tileprobe.errors import TileprobeError
 
 SLIDE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -125,9 +126,11 @@ def _check_task_columns(sheet: pd.DataFrame, sheet_path, tasks: dict) -> None:
         if column not in sheet.columns:
             _fail(sheet_path, [f"task `{name}` needs label column `{column}`, which the sheet lacks"],
                   f"Add the column, or point `tasks.{name}.label` at one of: {', '.join(labels) or '(none)'}.")
-        if task["level"] == "group" and task.get("group_by", "group") not in sheet.columns:
-            _fail(sheet_path, [f"task `{name}` groups images by `{task['group_by']}`, which the sheet lacks"],
-                  "Add that column or change `group_by`.")
+        if task["level"] == "group":
+            group_by = task.get("group_by", GROUP_BY)
+            if group_by not in sheet.columns:
+                _fail(sheet_path, [f"task `{name}` groups images by `{group_by}`, which the sheet lacks"],
+                      "Add that column or change `group_by`.")
         values = sheet[column].dropna()
         if task["kind"] == "multilabel":
             values = values.str.split(";").explode().str.strip()

@@ -19,8 +19,9 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from tileprobe.atomic import atomic_path
+from tileprobe.config.defaults import defaults
 
-DEMO_DEFAULTS = {"seed": 0, "slides": 12, "images": 24}
+DEMO_DEFAULTS = defaults("demo")  # seed, slides, images: the config's `demo:` defaults
 
 COLUMNS = ["slide", "path", "patient", "mpp", "annotations", "group", "tumor", "stage", "terms"]
 
@@ -95,7 +96,8 @@ def _ish_layout(images: int) -> list[tuple[int, int]]:
     return [(i // len(STAGES), i % len(STAGES)) for i in range(images)]
 
 
-def demo_samples(out_dir, seed: int = 0, slides: int = 12, images: int = 24) -> pd.DataFrame:
+def demo_samples(out_dir, seed: int = DEMO_DEFAULTS["seed"], slides: int = DEMO_DEFAULTS["slides"],
+                 images: int = DEMO_DEFAULTS["images"]) -> pd.DataFrame:
     """The sample sheet `make_demo` writes, without drawing a pixel; paths are relative to the sheet's folder.
 
     `out_dir` is accepted for symmetry with `make_demo`; the sheet does not depend on it.
@@ -534,7 +536,8 @@ def _write_png(path: Path, pixels: np.ndarray) -> None:
 # ---------------------------------------------------------------- the demo
 
 
-def make_demo(out_dir, seed: int = 0, slides: int = 12, images: int = 24) -> Path:
+def make_demo(out_dir, seed: int = DEMO_DEFAULTS["seed"], slides: int = DEMO_DEFAULTS["slides"],
+              images: int = DEMO_DEFAULTS["images"]) -> Path:
     """Write the demo slides, annotations and ISH images under `out_dir`, then `samples.tsv` last.
 
     The sheet appears only once everything it names exists, so a half-made demo never looks finished.

@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
+from tileprobe.config.defaults import fill_defaults, section_keys
 from tileprobe.embed.backbone import DTYPES, Backbone, BackboneError
 from tileprobe.embed.pooling import POOL_HINT, POOLS
 
-DEFAULTS: dict[str, Any] = {
-    "weights": "none",
-    "layers": ["final"],
-    "pool": None,  # None: the model's recommended pooling (hub table), else avg
-    "batch_size": 32,
-    "dtype": "float32",
-    "input_px": None,
-    "seed": 0,
-}
-
-
-SPEC_KEYS = {"model", *DEFAULTS}
+SPEC_KEYS = section_keys("backbone")
 
 
 _FAMILIES: dict[str, Callable[..., "Backbone"]] = {}
@@ -67,12 +57,13 @@ def check_spec(spec: dict) -> dict:
     if not isinstance(spec, dict) or "model" not in spec:
         raise BackboneError(f"backbone spec {spec!r} has no 'model': set e.g. `model: resnet18`")
     name = spec["model"]
-    unknown = sorted(set(spec) - SPEC_KEYS)
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
     if unknown:
         hints = [difflib.get_close_matches(k, SPEC_KEYS, n=1) for k in unknown]
         said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in zip(unknown, hints))
         raise BackboneError(f"backbone {name}: unknown key(s) {said}; allowed: {', '.join(sorted(SPEC_KEYS))}")
-    spec = {**DEFAULTS, **spec}
+    # Keys the schema gives no default are None: pool (the model's recommended one, else avg), input_px.
+    spec = {**dict.fromkeys(SPEC_KEYS), **fill_defaults("backbone", spec)}
     if isinstance(spec["layers"], str):
         spec["layers"] = [spec["layers"]]
     if not spec["layers"]:

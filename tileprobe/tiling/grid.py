@@ -14,24 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tileprobe.config.defaults import fill_defaults
 from tileprobe.errors import TileprobeError
 from tileprobe.slides.base import Slide, SlideError, best_level
 from tileprobe.tiling.annotations import Region, label_points, read_annotations
 from tileprobe.tiling.table import is_nan
 from tileprobe.tiling.tissue import ARTEFACTS, tissue_mask
-
-DEFAULTS = {
-    "mode": "grid",
-    "overlap_px": 0,
-    "min_tissue": 0.5,
-    "tissue": "otsu",
-    "thumbnail_px": 2048,
-    "edge": "drop",  # partial tiles at the right and bottom edges: drop, or pad with white
-    "remove_artefacts": [],  # pen, black: see tissue.ARTEFACTS
-    "mpp_from_objective": False,  # with no mpp anywhere, take 10 / objective power (a guess: off unless asked)
-    "classes": None,  # annotation classes allowed; others stop the slide's tiling
-}
-
 
 # µm per pixel at 1x objective power, the usual scanner optics: 20x -> 0.5, 40x -> 0.25.
 OBJECTIVE_MPP_AT_1X = 10.0
@@ -67,7 +55,8 @@ def tile_slide(slide: Slide, tiling: dict, annotations: str | os.PathLike | None
     # Everything that can fail on metadata alone fails before any pixel is read.
     grid = grid_geometry(slide, settings) if settings["mode"] == "grid" else None
     has_annotations = annotations is not None and not is_nan(annotations) and str(annotations) != ""
-    regions = read_annotations(annotations, settings["classes"]) if has_annotations else []
+    # No `classes`: every annotation class is allowed.
+    regions = read_annotations(annotations, settings.get("classes")) if has_annotations else []
     thumbnail = slide.thumbnail(settings["thumbnail_px"])
     if settings["tissue"] == "otsu":
         mask = tissue_mask(thumbnail, remove=settings["remove_artefacts"])
@@ -90,8 +79,8 @@ def tile_slide(slide: Slide, tiling: dict, annotations: str | os.PathLike | None
 
 
 def tiling_settings(tiling: dict) -> dict:
-    """`tiling` with defaults filled in and values checked; errors name the key."""
-    s = {**DEFAULTS, **tiling}
+    """`tiling` with the schema's defaults filled in and values checked; errors name the key."""
+    s = fill_defaults("tiling", tiling)
     if s["mode"] not in ("grid", "whole"):
         raise TilingError(f"tiling mode must be 'grid' or 'whole', got {s['mode']!r}")
     if s["tissue"] not in ("otsu", "none"):
