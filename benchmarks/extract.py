@@ -27,9 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tileprobe.demo import synthetic as demo  # noqa: E402
-from tileprobe.embed.extract import SlideJob, _torch_threads, embed_slides  # noqa: E402
+from tileprobe.embed.extract import SlideJob, embed_slides  # noqa: E402
 from tileprobe.embed.load import load_backbone  # noqa: E402
 from tileprobe.slides.registry import open_slide  # noqa: E402
+from tileprobe.threads import limited_threads  # noqa: E402
 from tileprobe.tiling.grid import tile_slide
 from tileprobe.tiling.read import read_tile  # noqa: E402
 from tileprobe.tiling.table import write_tiles
@@ -102,7 +103,7 @@ def main() -> None:
         backbone = load_backbone(spec, args.tile_px)
         load_before = os.getloadavg()
         model_tps, pipe_tps = [], []
-        with _torch_threads(args.threads):
+        with limited_threads(args.threads):
             backbone.embed(batches[0])  # warm-up: allocator, kernels
             for rep in range(args.repeats):
                 # Alternate which goes first, so a drift in machine load does not favour one side.

@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
-    from tileprobe.learn.heads.common import limited_threads
+    from tileprobe.threads import limited_threads
 
     load_before = os.getloadavg()
     X, y, groups = embeddings(args.rows, args.dim)

@@ -7,7 +7,7 @@ from tests.support.runner import ROOT
 
 PACKAGE = ROOT / "tileprobe"
 # The only plain modules at the top: shared by every stage.
-SHARED_MODULES = {"__init__.py", "errors.py", "atomic.py", "cli.py", "jsonable.py"}
+SHARED_MODULES = {"__init__.py", "errors.py", "atomic.py", "cli.py", "jsonable.py", "threads.py"}
 
 
 def module_name(path: Path) -> str:

@@ -167,3 +167,23 @@ def test_batches_go_to_the_model_pinned_and_channels_last(tmp_path, slide):
     assert not tile_loader(dataset, 4, 2, torch.device("cpu")).pin_memory
     x = load_backbone(SPEC, TILE).preprocess(next(iter(tile_loader(dataset, 4, 1, torch.device("cpu"))))[:, 0])
     assert x.is_contiguous(memory_format=torch.channels_last) and x.shape == (4, 3, TILE, TILE)
+
+
+def test_embedding_caps_torch_and_blas_threads_and_restores_torch(tmp_path, slide, monkeypatch):
+    """Embedding runs under the same thread limit as head training: a job given one core uses one."""
+    from threadpoolctl import threadpool_info
+
+    from tileprobe.embed import extract
+
+    seen = {}
+
+    def record(backbone, job, *args):
+        seen["torch"] = torch.get_num_threads()
+        seen["pools"] = {pool["num_threads"] for pool in threadpool_info()}
+        return job.out_store
+
+    monkeypatch.setattr(extract, "_embed", record)
+    before = torch.get_num_threads()
+    embed_slide(slide, grid_table(tmp_path), TILE, SPEC, tmp_path / "s.zarr", threads=1)
+    assert seen == {"torch": 1, "pools": {1}}
+    assert torch.get_num_threads() == before

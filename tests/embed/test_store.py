@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from tileprobe.embed import store
 from tileprobe.embed.store import (
     EmbeddingWriter,
     StoreError,
@@ -13,6 +12,7 @@ from tileprobe.embed.store import (
     open_embeddings,
     read_provenance,
 )
+from tileprobe.jsonable import jsonable
 
 
 def write_store(path, n=10, dims=None, views=1, seed=0, batch=4, attrs=None):
@@ -135,9 +135,11 @@ def test_open_embeddings_refuses_mixed_backbones(tmp_path):
         open_embeddings({"A": tmp_path / "a.zarr", "B": tmp_path / "b.zarr"}, "final")
 
 
-def test_attrs_become_plain_json():
-    value = store.to_json({"a": np.int64(2), "b": (1, np.float32(0.5)), "c": np.arange(2), "d": None})
-    assert value == {"a": 2, "b": [1, 0.5], "c": [0, 1], "d": None}
+def test_attrs_become_plain_json(tmp_path):
+    value = jsonable({"a": np.int64(2), "b": (1, np.float32(0.5)), "c": np.arange(2), "d": None, "e": tmp_path})
+    assert value == {"a": 2, "b": [1, 0.5], "c": [0, 1], "d": None, "e": str(tmp_path)}
+    with pytest.raises(TypeError, match="of type object is not JSON serialisable"):
+        write_store(tmp_path / "s.zarr", attrs={"model": "m", "odd": object()})  # not silently str()-ed
 
 
 def test_open_embeddings_adds_tile_labels(tmp_path):
@@ -174,3 +176,10 @@ def test_store_chunks_are_compressed(tmp_path):
         out.write(0, 0, {"final": np.zeros((1000, 256))})
     stored = sum(p.stat().st_size for p in (path / "final").rglob("*") if p.is_file())
     assert stored < 1000 * 256 * 4 / 20  # constant rows compress far below their float32 size
+
+
+def test_undefined_attrs_are_stored_as_null(tmp_path):
+    """NaN and infinities become JSON null, as in metrics.json and tile tables (they were the string 'nan')."""
+    write_store(tmp_path / "s.zarr", attrs={"model": "m", "slide_mpp": float("nan"), "scale": np.float32("inf")})
+    prov = read_provenance(tmp_path / "s.zarr")
+    assert prov["slide_mpp"] is None and prov["scale"] is None and prov["model"] == "m"

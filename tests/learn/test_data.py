@@ -4,7 +4,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tileprobe.learn.data import TaskData, TaskError, samples_for_task, subset, task_dataset
+from tileprobe.learn.data import (
+    TaskData,
+    TaskError,
+    all_terms,
+    predicted_labels,
+    samples_for_task,
+    subset,
+    task_dataset,
+    term_matrix,
+    tile_mean,
+)
 
 DIM = 4
 
@@ -209,3 +219,24 @@ def test_dropping_a_rare_term_keeps_the_rows():
     data = task_dataset(task, sheet, features, folds=3)  # gut: 3 patients; eye: 2, ear: 1 are dropped
     assert data.classes == ["gut"] and len(data) == 16
     assert (data.y == "").sum() == 4  # g2b's images stay, as examples without the kept term
+
+
+def test_terms_encode_and_predictions_join_them_back():
+    labels = ["x;z", "", "y; x", "w"]
+    assert all_terms(labels) == ["w", "x", "y", "z"]
+    # One matrix for heads, metrics and chance; a term outside the list (here "w") is left out.
+    assert term_matrix(labels, ["x", "y", "z"]).tolist() == [[True, False, True], [False, False, False],
+                                                            [True, True, False], [False, False, False]]
+    proba = np.array([[0.5, 0.49, 0.9], [0.1, 0.2, 0.3]])
+    predicted = predicted_labels(proba, ["x", "y", "z"], "multilabel")
+    assert predicted.dtype == object and predicted.tolist() == ["x;z", ""]  # p >= 0.5, in term order
+    assert predicted_labels(proba, ["x", "y", "z"], "multiclass").tolist() == ["z", "z"]
+
+
+def test_tile_mean_sums_in_float64():
+    tiles = np.full((3, 2), 0.1, dtype=np.float32)
+    tiles[0] = 1e8  # float32 sums lose the 0.1s next to 1e8
+    mean = tile_mean(tiles)
+    assert mean.dtype == np.float64
+    np.testing.assert_array_equal(mean, tiles.astype(np.float64).mean(axis=0))
+    assert (mean != tiles.mean(axis=0)).all()

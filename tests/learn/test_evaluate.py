@@ -4,7 +4,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
 from tileprobe.learn.data import TaskData
-from tileprobe.learn.evaluate import cross_validate, cv_splits, metrics
+from tileprobe.learn.evaluate import bootstrap_ci, cross_validate, cv_splits, metrics
 
 
 def patients_data(n_classes=3, n_patients=30, per_patient=4, dim=8, separation=6.0, patient_spread=0.0, seed=0):
@@ -151,6 +151,40 @@ def test_confidence_intervals_resample_patients_and_bracket_the_estimate():
     again = cross_validate(data, "logreg", {"folds": 5, "bootstrap": 300, "seed": 1})[1]
     assert again["ci"] == result["ci"]  # seeded: the same run gives the same interval
     assert cross_validate(data, "logreg", {"folds": 5, "bootstrap": 0})[1]["ci"] == {}
+
+
+
+def test_bootstrap_draws_whole_patients_and_leaves_undefined_values_out():
+    groups = np.array(["p1", "p1", "p2", "p3", "p3", "p3"], dtype=object)
+    block_of = {0: [0, 1], 2: [2], 3: [3, 4, 5]}  # first row -> that patient's rows
+    draws = []
+
+    def statistic(rows):
+        draws.append(rows.tolist())
+        return {"rows": float(len(rows)), "undefined": float("nan")}
+
+    ci = bootstrap_ci(statistic, groups, 40, seed=0)
+    for rows in draws:
+        patients = []
+        while rows:
+            block = block_of[rows[0]]
+            assert rows[:len(block)] == block
+            patients.append(rows[0])
+            rows = rows[len(block):]
+        assert len(patients) == 3  # as many draws as there are patients, with replacement
+    assert len(draws) == 40 and 3 <= ci["rows"][0] < ci["rows"][1] <= 9
+    assert np.isnan(ci["undefined"]).all()
+    assert bootstrap_ci(statistic, groups, 0, seed=0) == {}
+
+
+def test_cross_validation_intervals_are_unchanged_by_the_shared_bootstrap():
+    """The numbers the earlier, separate bootstrap of evaluate.py gave on this data (same seed)."""
+    data = patients_data(n_classes=3, n_patients=12, separation=0.7, seed=5)
+    ci = cross_validate(data, "logreg", {"folds": 3, "repeats": 2, "bootstrap": 40, "seed": 3})[1]["ci"]
+    assert ci == {"balanced_accuracy": [0.5913839285714286, 0.835342261904762],
+                  "macro_f1": [0.5935712894465949, 0.8092518166822582],
+                  "auroc": [0.8180811979542448, 0.933577531891334],
+                  "auprc": [0.6980647537857376, 0.8827860821324359]}
 
 
 def test_augment_sees_only_training_rows_with_a_seed_per_fold():

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from tileprobe.learn.evaluate import metrics
-from tileprobe.learn.heads.common import HeadError, limited_threads
+from tileprobe.learn.heads.common import HeadError
 from tileprobe.learn.heads.registry import head_class, load_head, make_head
+from tileprobe.threads import limited_threads
 
 FEATURE_HEADS = ["logreg", "knn", "mlp", "mlp2"]
 

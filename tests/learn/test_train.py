@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tileprobe.jsonable import jsonable
 from tileprobe.learn.data import TaskData
 from tileprobe.learn.heads.registry import load_head
-from tileprobe.learn.train import chance, jsonable, run_task
+from tileprobe.learn.train import chance, run_task
 
 META = {"task": "tumour", "backbone": "resnet18", "layer": "final", "augmentation": "none", "head": "logreg",
         "level": "slide", "kind": "multiclass"}
@@ -84,6 +85,7 @@ def test_nan_becomes_null():
     cleaned = jsonable({"auroc": float("nan"), "folds": [{"x": np.float64("nan"), "n": np.int64(3)}]})
     assert json.dumps(cleaned, allow_nan=False) == '{"auroc": null, "folds": [{"x": null, "n": 3}]}'
     assert not math.isnan(jsonable(np.float32(0.5)))
+    assert jsonable({"scores": np.array([0.5, np.nan])}) == {"scores": [0.5, None]}
 
 
 def test_torch_head_is_deployed_as_safetensors_and_augment_reaches_the_refit(tmp_path):

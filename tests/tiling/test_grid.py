@@ -1,5 +1,8 @@
+import json
+
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from tests.support.slide_factory import (
@@ -245,3 +248,13 @@ def test_write_read_round_trip_with_meta(tmp_path, svs):
     back, back_meta = read_tiles(out)
     pd.testing.assert_frame_equal(back, tiles)
     assert back_meta == {"tiling": {**GRID, "name": "t256"}, "slide": "s1", "mpp": 0.5, "n": 48}
+
+
+def test_undefined_meta_values_are_strict_json_null(tmp_path):
+    """NaN in the metadata is written as null, not as JSON's invalid NaN."""
+    out = tmp_path / "s1.parquet"
+    write_tiles(pd.DataFrame({"x": [0], "y": [0]}), out, {"slide_mpp": float("nan"), "tiling": {"mpp": np.nan}})
+    raw = pq.read_schema(out).metadata[b"tileprobe"]
+    assert json.loads(raw, parse_constant=lambda name: pytest.fail(f"{name} is not strict JSON")) == {
+        "slide_mpp": None, "tiling": {"mpp": None}}
+    assert read_tiles(out)[1] == {"slide_mpp": None, "tiling": {"mpp": None}}

@@ -95,8 +95,9 @@ def augment_stores(stores: dict[str, str | Path], out: str | Path, name: str, sp
     import zarr
     from zarr.codecs import ZstdCodec
 
-    from tileprobe.embed.store import IDENTITY_KEYS, complete_group, to_json
+    from tileprobe.embed.store import IDENTITY_KEYS, complete_group
     from tileprobe.embed.store import layers as store_layers
+    from tileprobe.jsonable import jsonable
 
     spec = resolve(name, spec)
     if not is_per_tile(spec):
@@ -105,8 +106,8 @@ def augment_stores(stores: dict[str, str | Path], out: str | Path, name: str, sp
     identity = None
     with atomic_path(out) as tmp:
         root = zarr.open_group(tmp, mode="w", zarr_format=3)
-        root.attrs.update(to_json({"augmentation": name, "spec": spec, "complete": False,
-                                   "tileprobe_version": tileprobe.__version__}))
+        root.attrs.update(jsonable({"augmentation": name, "spec": spec, "complete": False,
+                                    "tileprobe_version": tileprobe.__version__}))
         writes = []
         for slide, path in stores.items():
             group = complete_group(path)
@@ -131,7 +132,7 @@ def augment_stores(stores: dict[str, str | Path], out: str | Path, name: str, sp
                     with dask.config.set({"array.chunk-size": int(np.prod(target.chunks)) * lazy.dtype.itemsize}):
                         writes.append(da.to_zarr(lazy, target, compute=False))
         dask.compute(*writes)  # one graph over every slide, so the scheduler keeps all workers busy
-        root.attrs.update(to_json({"source": identity or {}, "complete": True}))
+        root.attrs.update(jsonable({"source": identity or {}, "complete": True}))
     return out
 
 

@@ -7,7 +7,6 @@ runs the backbone and appends each batch to the Zarr store.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import sys
@@ -30,6 +29,7 @@ from tileprobe.embed.views import provenance as view_provenance
 from tileprobe.errors import TileprobeError
 from tileprobe.slides.registry import open_slide
 from tileprobe.tiling.read import read_tile
+from tileprobe.threads import limited_threads
 from tileprobe.tiling.table import read_tiles
 
 log = logging.getLogger(__name__)
@@ -112,16 +112,6 @@ def store_attrs(provenance: dict, extra: dict | None, n_tiles: int) -> dict:
     }
 
 
-@contextlib.contextmanager
-def _torch_threads(threads: int):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def embed_slide(
     slide_path: str | Path,
     tiles_path: str | Path,
@@ -161,7 +151,7 @@ def embed_slides(jobs: list[SlideJob], tile_px: int, backbone_spec: dict, thread
     if int(views) < 1:
         raise ValueError(f"views must be at least 1, got {views}")
     device = backbone.device if backbone is not None else (torch.device(device) if device else default_device())
-    with _torch_threads(threads):
+    with limited_threads(threads):
         done = []
         for job in jobs:
             tiles, _ = read_tiles(job.tiles_path)

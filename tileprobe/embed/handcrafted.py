@@ -18,7 +18,7 @@ from skimage.filters import gabor_kernel
 from tileprobe.embed.backbone import Backbone, BackboneError
 from tileprobe.embed.pooling import FINAL
 from tileprobe.embed.registry import register_family
-from tileprobe.embed.weights import weights_info
+from tileprobe.embed.weights import weightless_info
 
 GROUPS = ("colour", "lbp", "glcm", "gabor")
 RGB_BINS, HUE_BINS, SV_BINS = 16, 16, 8
@@ -116,13 +116,7 @@ def build_handcrafted(spec: dict, input_px: int | None, device: torch.device) ->
             f"backbone {name}: unknown feature group(s) {bad}; write handcrafted:all or a '+'-joined subset of "
             f"{', '.join(GROUPS)}"
         )
-    allowed = [FINAL, *groups]
-    wrong = [layer for layer in spec["layers"] if layer not in allowed]
-    if wrong:
-        raise BackboneError(f"backbone {name}: unknown layer(s) {wrong}; available: {allowed}")
-    if spec["weights"] != "none":
-        raise BackboneError(f"backbone {name}: handcrafted features have no weights; set `weights: none`")
-    _, info = weights_info(spec)
+    info = weightless_info(spec, [FINAL, *groups], "handcrafted features have")
     wanted = [g for g in groups if g in spec["layers"] or FINAL in spec["layers"]]
 
     def forward(x: torch.Tensor) -> dict[str, torch.Tensor]:

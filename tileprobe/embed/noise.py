@@ -14,7 +14,7 @@ import torch
 
 from tileprobe.embed.backbone import Backbone, BackboneError
 from tileprobe.embed.registry import register_family
-from tileprobe.embed.weights import weights_info
+from tileprobe.embed.weights import weightless_info
 
 NOISE_LAYERS = ("final",)
 
@@ -25,12 +25,7 @@ def build_noise(spec: dict, input_px: int | None, device: torch.device) -> Backb
     dim = name.partition(":")[2] or "64"
     if not dim.isdigit() or int(dim) < 1:
         raise BackboneError(f"backbone {name}: write the noise width as a positive integer, e.g. `model: noise:64`")
-    bad = [layer for layer in spec["layers"] if layer not in NOISE_LAYERS]
-    if bad:
-        raise BackboneError(f"backbone {name}: unknown layer(s) {bad}; available: {list(NOISE_LAYERS)}")
-    if spec["weights"] != "none":
-        raise BackboneError(f"backbone {name}: a noise backbone has no weights; set `weights: none`")
-    _, info = weights_info(spec)
+    info = weightless_info(spec, list(NOISE_LAYERS), "a noise backbone has")
     # Seeded per tile by its pixels, not by its position: one seed for a whole slide would give tile i of every
     # slide the same vector, and tile order follows position on the slide, which can carry the label.
     salt = int(spec.get("seed") or 0)

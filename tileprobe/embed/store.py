@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +19,7 @@ from zarr.codecs import ZstdCodec
 
 from tileprobe.atomic import atomic_path
 from tileprobe.errors import TileprobeError
+from tileprobe.jsonable import jsonable
 
 CHUNK_BYTES = 3 * 1024 * 1024  # per chunk along tiles: big enough to compress well, small enough to stream
 RESERVED = {"view", "tile"}
@@ -30,23 +29,6 @@ IDENTITY_KEYS = ("model", "weights_sha256", "input_px", "mean", "std", "pool", "
 
 class StoreError(TileprobeError):
     """A store is missing, incomplete or does not fit; the message names the store and says the fix."""
-
-
-def to_json(value: Any) -> Any:
-    """Attrs must be plain JSON: numpy scalars, tuples and paths become ints, lists and strings."""
-    if isinstance(value, dict):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [to_json(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
 
 
 def chunk_tiles(dim: int, itemsize: int, n_tiles: int) -> int:
@@ -95,7 +77,7 @@ class EmbeddingWriter:
         self.n_views = int(n_views)
         self.dims = {str(k): int(v) for k, v in dims.items()}
         self.coords = {k: np.asarray(v) for k, v in (coords or {}).items()}
-        self.attrs = to_json(dict(attrs or {}))
+        self.attrs = jsonable(dict(attrs or {}))
         self.dtype = np.dtype(dtype)
         self._check_args()
         self._stack: contextlib.ExitStack | None = None

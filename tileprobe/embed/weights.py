@@ -127,6 +127,18 @@ def weights_info(spec: dict) -> tuple[Path | None, dict[str, Any]]:
     return path, {"weights": str(weights), "weights_sha256": sha256_file(path)}
 
 
+def weightless_info(spec: dict, layers: list[str], what: str) -> dict[str, Any]:
+    """The provenance of a family with no weights and a fixed set of `layers` (noise, handcrafted features):
+    another layer, or `weights:` other than none, is an error naming the backbone and the fix."""
+    name = spec["model"]
+    wrong = [layer for layer in spec["layers"] if layer not in layers]
+    if wrong:
+        raise BackboneError(f"backbone {name}: unknown layer(s) {wrong}; available: {list(layers)}")
+    if spec["weights"] != "none":
+        raise BackboneError(f"backbone {name}: {what} no weights; set `weights: none`")
+    return weights_info(spec)[1]
+
+
 def hub_weights_sha256(model: torch.nn.Module) -> str | None:
     """Checksum of the cached hub file timm loaded, so a store records which hub revision made it."""
     cfg = getattr(model, "pretrained_cfg", {}) or {}

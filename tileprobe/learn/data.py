@@ -22,6 +22,7 @@ LEVELS = ("tile", "slide", "image", "group")
 KINDS = ("binary", "multiclass", "multilabel")
 POOLS = ("mean", "max")
 SEPARATOR = ";"
+THRESHOLD = 0.5  # multilabel: a term is predicted when its probability reaches this
 
 
 class TaskError(TileprobeError, ValueError):
@@ -50,12 +51,47 @@ class TaskData:
     def classes(self) -> list[str]:
         """Class names; for multilabel, the terms."""
         if self.kind == "multilabel":
-            return sorted({t for v in self.y for t in split_terms(v)})
+            return all_terms(self.y)
         return sorted(set(self.y))
 
 
 def split_terms(label) -> list[str]:
     return [t.strip() for t in str(label).split(SEPARATOR) if t.strip()]
+
+
+def all_terms(labels) -> list[str]:
+    """The terms of multilabel `labels`, sorted."""
+    return sorted({t for v in labels for t in split_terms(v)})
+
+
+def term_matrix(labels, terms) -> np.ndarray:
+    """Multilabel labels as a boolean (samples, terms) matrix; a term not in `terms` is left out."""
+    index = {t: j for j, t in enumerate(terms)}
+    Y = np.zeros((len(labels), len(terms)), dtype=bool)
+    for i, v in enumerate(labels):
+        for t in split_terms(v):
+            if t in index:
+                Y[i, index[t]] = True
+    return Y
+
+
+def predicted_labels(proba: np.ndarray, classes, kind: str) -> np.ndarray:
+    """Labels (object array) from probabilities whose columns follow `classes`: the most probable class, or
+    for multilabel the terms whose probability reaches THRESHOLD, joined like a label."""
+    if kind == "multilabel":
+        return np.array([SEPARATOR.join(t for t, p in zip(classes, row) if p >= THRESHOLD) for row in proba],
+                        dtype=object)
+    return np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+
+
+def per_term(table: pd.DataFrame) -> pd.DataFrame:
+    """Multilabel rows with labels in `y` as one row per (sample, term); a sample without terms drops out."""
+    return table.assign(y=[split_terms(v) for v in table["y"]]).explode("y").dropna()
+
+
+def tile_mean(tiles) -> np.ndarray:
+    """The mean of a slide's tile embeddings, in float64: summing thousands of float32 tiles loses digits."""
+    return np.asarray(tiles).mean(axis=0, dtype=np.float64)
 
 
 def _normalise_label(value, kind: str) -> str:
@@ -178,8 +214,7 @@ def _slide_rows(task: dict, sheet: pd.DataFrame, features: dict):
         if len(feats) == 0:
             empty.append(slide)
             continue
-        # float64 mean: summing thousands of float32 tiles loses digits.
-        X.append(feats.mean(axis=0, dtype=np.float64)[None, :])
+        X.append(tile_mean(feats)[None, :])
         y.append(np.array([labels[slide]], dtype=object))
         groups.append(np.array([patients[slide]], dtype=object))
         slides.append(slide)
@@ -230,8 +265,7 @@ def _rare_classes(y: np.ndarray, groups: np.ndarray, folds: int, kind: str) -> d
     place them in every fold."""
     table = pd.DataFrame({"y": y, "g": groups})
     if kind == "multilabel":
-        table["y"] = [split_terms(v) for v in table["y"]]
-        table = table.explode("y").dropna()
+        table = per_term(table)
     counts = table.groupby("y")["g"].nunique()
     return {str(c): int(n) for c, n in counts.items() if n < folds}
 

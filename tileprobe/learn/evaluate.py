@@ -19,15 +19,16 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from tileprobe.config.defaults import fill_defaults, section_keys
 from tileprobe.learn import metrics as m
-from tileprobe.learn.data import TaskData, TaskError, split_terms
-from tileprobe.learn.heads.common import limited_threads
+from tileprobe.learn.data import THRESHOLD, TaskData, TaskError, predicted_labels, split_terms, term_matrix
 from tileprobe.learn.heads.registry import make_head
+from tileprobe.threads import limited_threads
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"folds": 5, "repeats": 1, "seed": 0, "bootstrap": 1000}
 CI_LEVEL = 0.95
+CI_PERCENTILES = (100 * (1 - CI_LEVEL) / 2, 100 - 100 * (1 - CI_LEVEL) / 2)  # the lower is 2.5 + 2e-15 (floats)
 Augment = Callable[[np.ndarray, np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
@@ -39,10 +40,6 @@ def fold_seed(seed: int, repeat: int, fold: int) -> int:
 def refit_seed(seed: int) -> int:
     """The augmentation seed of the final refit on all labelled data (differs from every fold's)."""
     return int(np.random.SeedSequence([seed % 2**32, 2**31 - 1]).generate_state(1)[0])
-
-
-def _predicted(proba: np.ndarray, classes) -> np.ndarray:
-    return np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
 
 
 def _encode(y_true, classes) -> np.ndarray:
@@ -87,17 +84,6 @@ METRICS: dict[str, Callable[..., float]] = {
     name: _one(name) for name in ("balanced_accuracy", "macro_f1", "auroc", "auprc")
 }
 MULTILABEL_METRICS = ("balanced_accuracy", "macro_f1", "micro_f1", "auroc", "micro_auroc", "auprc")
-THRESHOLD = 0.5  # multilabel: a term is predicted when its probability reaches this
-
-
-def term_matrix(y_true, classes) -> np.ndarray:
-    index = {c: j for j, c in enumerate(classes)}
-    Y = np.zeros((len(y_true), len(classes)), dtype=bool)
-    for i, v in enumerate(y_true):
-        for t in split_terms(v):
-            if t in index:
-                Y[i, index[t]] = True
-    return Y
 
 
 def multilabel_metrics(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
@@ -145,9 +131,9 @@ def metrics(y_true, proba, classes, kind: str = "multiclass") -> dict[str, float
 
 
 def settings(evaluation: dict | None) -> dict:
-    """Evaluation settings with defaults filled in."""
-    merged = {**DEFAULTS, **{k: v for k, v in (evaluation or {}).items() if v is not None}}
-    return {k: int(merged[k]) for k in DEFAULTS}
+    """Evaluation settings with the schema's defaults filled in (a None value counts as unset)."""
+    merged = fill_defaults("evaluation", {k: v for k, v in (evaluation or {}).items() if v is not None})
+    return {k: int(merged[k]) for k in section_keys("evaluation")}
 
 
 def _strata(y, kind: str) -> np.ndarray:
@@ -197,34 +183,25 @@ def _repeat_mean(per_repeat: list[dict], names: list[str]) -> dict[str, float]:
         return {m: float(np.nanmean([r[m] for r in per_repeat])) for m in names}
 
 
-def bootstrap_ci(y, proba: np.ndarray, groups, classes, kind: str, n: int, seed: int) -> dict[str, list]:
-    """Percentile 95% intervals of the overall metrics, resampling patients with replacement.
+def bootstrap_ci(statistic: Callable[[np.ndarray], dict[str, float]], groups, n: int, seed,
+                 percentiles: tuple[float, float] = CI_PERCENTILES) -> dict[str, list[float]]:
+    """Percentile intervals of `statistic(rows) -> {name: value}` over `n` resamples of patients.
 
-    Patients, not rows, are the unit: tiles of one patient are not independent evidence. Each draw scores
-    every repeat's out-of-fold predictions and averages them, like "overall". {} when n is 0.
+    Patients, not rows, are the unit: tiles of one patient are not independent evidence. Each draw takes as
+    many patients as there are, with replacement, and passes all their rows. A value that is NaN (undefined)
+    in some draws is left out there; NaN in every draw gives [nan, nan]. {} when n is 0.
     """
     if n <= 0:
         return {}
-    names = metric_names(kind)
-    truth = encode(y, classes, kind)
     patients, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     order = np.argsort(inverse, kind="stable")
     rows_of = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
-    rng = np.random.default_rng([seed % 2**32, 95])
-    draws = {m: [] for m in names}
-    for _ in range(n):
-        idx = np.concatenate([rows_of[p] for p in rng.integers(0, len(patients), len(patients))])
-        scores = _repeat_mean([score(truth[idx], proba[r, idx], kind) for r in range(len(proba))], names)
-        for m in names:
-            draws[m].append(scores[m])
-    tail = 100 * (1 - CI_LEVEL) / 2
-    out = {}
+    rng = np.random.default_rng(seed)
+    draws = [statistic(np.concatenate([rows_of[p] for p in rng.integers(0, len(patients), len(patients))]))
+             for _ in range(n)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN: the metric is undefined in every draw
-        for m in names:
-            lo, hi = np.nanpercentile(draws[m], [tail, 100 - tail])
-            out[m] = [float(lo), float(hi)]
-    return out
+        return {m: [float(v) for v in np.nanpercentile([d[m] for d in draws], percentiles)] for m in draws[0]}
 
 
 def head_inputs(data: TaskData, head, rows) -> np.ndarray | list:
@@ -281,7 +258,12 @@ def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment 
 
     overall = _repeat_mean([metrics(data.y, proba[r], classes, kind) for r in range(cfg["repeats"])], names)
     mean, std = _summary(fold_rows, names)
-    ci = bootstrap_ci(data.y, proba, data.groups, classes, kind, cfg["bootstrap"], cfg["seed"])
+    truth = encode(data.y, classes, kind)
+
+    def overall_of(rows):  # like "overall": every repeat's out-of-fold predictions, averaged
+        return _repeat_mean([score(truth[rows], proba[r, rows], kind) for r in range(len(proba))], names)
+
+    ci = bootstrap_ci(overall_of, data.groups, cfg["bootstrap"], [cfg["seed"] % 2**32, 95])
     result = {"overall": overall, "folds": fold_rows, "mean": mean, "std": std, "ci": ci,
               "ci_method": {"level": CI_LEVEL, "resamples": cfg["bootstrap"], "unit": "patient",
                             "kind": "percentile"}}
@@ -297,13 +279,8 @@ def _predictions(data: TaskData, classes: list, proba: np.ndarray, fold_of: np.n
         frame["repeat"] = repeat
         frame["fold"] = fold_of[repeat]
         frame["y_true"] = data.y
-        frame["y_pred"] = (_predicted_terms(proba[repeat], classes) if data.kind == "multilabel"
-                           else _predicted(proba[repeat], classes))
+        frame["y_pred"] = predicted_labels(proba[repeat], classes, data.kind)
         for j, c in enumerate(classes):
             frame[f"prob_{c}"] = proba[repeat, :, j]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def _predicted_terms(proba: np.ndarray, classes) -> np.ndarray:
-    return np.array([";".join(c for c, p in zip(classes, row) if p >= THRESHOLD) for row in proba], dtype=object)

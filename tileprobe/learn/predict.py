@@ -17,10 +17,10 @@ import pandas as pd
 from tileprobe.atomic import atomic_path
 from tileprobe.config.samples import read_samples
 from tileprobe.errors import TileprobeError
+from tileprobe.learn.data import predicted_labels, tile_mean
 from tileprobe.learn.heads.registry import MODEL_FILE, load_head
 
 PREDICTABLE_LEVELS = ("tile", "slide", "image")
-THRESHOLD = 0.5  # multilabel terms, as in evaluation
 
 
 class PredictError(TileprobeError):
@@ -65,7 +65,7 @@ def _rows(task_name: str, task: dict, head, slide: str, features: np.ndarray, ti
     ids = pd.DataFrame({"slide": [slide]})
     if getattr(head, "input", "features") == "bags":
         return ids, [features]
-    return ids, features.mean(axis=0, dtype=np.float64)[None, :]
+    return ids, tile_mean(features)[None, :]
 
 
 def predict_slide(model_dir, task_name: str, task: dict, slide: str, features: np.ndarray,
@@ -90,10 +90,7 @@ def predict_slide(model_dir, task_name: str, task: dict, slide: str, features: n
     out = ids.copy()
     for j, c in enumerate(classes):
         out[f"prob_{c}"] = proba[:, j]
-    if spec.get("kind") == "multilabel":
-        out["y_pred"] = [";".join(c for c, p in zip(classes, row) if p >= THRESHOLD) for row in proba]
-    else:
-        out["y_pred"] = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+    out["y_pred"] = predicted_labels(proba, classes, spec.get("kind"))
     out["head"] = spec["head"]
     return out
 

@@ -21,10 +21,14 @@ from sklearn.preprocessing import StandardScaler
 
 from tileprobe.errors import TileprobeError
 from tileprobe.learn.data import TaskData
-from tileprobe.learn.evaluate import METRICS, aligned_proba, metrics
+from tileprobe.learn.evaluate import METRICS, MULTILABEL_METRICS, aligned_proba, bootstrap_ci, metrics
 
 BEST = "best"
+# What `selection.metric` accepts: the scores every task kind reports (the summary sorts and the figures plot by
+# it) and that the single-label proxy probes compute. micro_f1 and micro_auroc exist for multilabel tasks only.
+SELECTION_METRICS = tuple(METRICS)
 PROTOCOL = {"test_fraction": 0.25, "knn_k": 10, "bootstrap": 200, "seed": 0}
+PROXY_PERCENTILES = (2.5, 97.5)  # exactly; evaluate's CI_PERCENTILES differ in the 15th digit (published bounds)
 COLUMNS = ["task", "backbone", "layer", "probe", "metric", "score", "ci_low", "ci_high", "n_train", "n_test",
            "proxy_score", "rank"]
 
@@ -33,12 +37,19 @@ class SelectionError(TileprobeError):
     """Backbone selection is misconfigured or its result cannot be used; the message names the key and the fix."""
 
 
+def _metric_error(where: str, metric) -> SelectionError:
+    why = ("exists for multilabel tasks only, so binary and multiclass tasks and the proxy probes have no value "
+           "to rank by" if metric in MULTILABEL_METRICS else "is unknown")
+    return SelectionError(f"{where}: `selection.metric` {metric!r} {why}; use one of "
+                          f"{', '.join(SELECTION_METRICS)}.")
+
+
 def check_selection(config: dict) -> None:
     """Checks the schema cannot express: a known metric, and `backbones: best` only with a proxy task."""
     selection = config.get("selection") or {}
     metric = selection.get("metric", "balanced_accuracy")
-    if metric not in METRICS:
-        raise SelectionError(f"config: `selection.metric` is {metric!r}; use one of {', '.join(sorted(METRICS))}.")
+    if metric not in SELECTION_METRICS:
+        raise _metric_error("config", metric)
     proxy = selection.get("proxy_task")
     for name, task in config["tasks"].items():
         if task.get("backbones") != BEST:
@@ -72,36 +83,19 @@ def held_out_split(data: TaskData, test_fraction: float, seed: int) -> tuple[np.
     return train, test
 
 
-def _bootstrap_ci(y, proba, classes, groups, metric: str, n: int, seed: int) -> tuple[float, float]:
-    """95% percentile interval over resampled held-out patients (tiles of one patient are not independent)."""
-    if n < 1:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    patients = np.unique(groups)
-    rows = {p: np.flatnonzero(groups == p) for p in patients}
-    values = []
-    for _ in range(n):
-        idx = np.concatenate([rows[p] for p in rng.choice(patients, size=len(patients), replace=True)])
-        values.append(METRICS[metric](y[idx], proba[idx], classes))
-    values = np.asarray(values, dtype=float)
-    if np.isnan(values).all():
-        return float("nan"), float("nan")
-    low, high = np.nanpercentile(values, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def score_candidate(data: TaskData, metric: str, protocol: dict | None = None) -> list[dict]:
     """Both probes on one backbone x layer's features for the proxy task: score and CI per probe."""
     cfg = {**PROTOCOL, **(protocol or {})}
     train, test = held_out_split(data, cfg["test_fraction"], cfg["seed"])
-    classes = data.classes
+    classes, y_test = data.classes, data.y[test]
     rows = []
     for probe, make in _probes(cfg["knn_k"], cfg["seed"]).items():
         model = make(len(train)).fit(data.X[train], data.y[train])
         proba = aligned_proba(model, data.X[test], classes)
-        score = metrics(data.y[test], proba, classes)[metric]
-        low, high = _bootstrap_ci(data.y[test], proba, classes, data.groups[test], metric, cfg["bootstrap"],
-                                  cfg["seed"])
+        score = metrics(y_test, proba, classes)[metric]
+        ci = bootstrap_ci(lambda idx: {metric: METRICS[metric](y_test[idx], proba[idx], classes)},
+                          data.groups[test], cfg["bootstrap"], cfg["seed"], PROXY_PERCENTILES)
+        low, high = ci.get(metric, (float("nan"), float("nan")))
         rows.append({"probe": probe, "metric": metric, "score": score, "ci_low": low, "ci_high": high,
                      "n_train": int(len(train)), "n_test": int(len(test))})
     return rows
@@ -120,9 +114,8 @@ def rank(scores: pd.DataFrame) -> pd.DataFrame:
 def select(task: str, candidates: dict[tuple[str, str], TaskData], metric: str = "balanced_accuracy",
            protocol: dict | None = None) -> pd.DataFrame:
     """Score and rank every (backbone, layer) in `candidates` on the proxy task `task`."""
-    if metric not in METRICS:
-        raise SelectionError(f"selection: metric {metric!r} is unknown; set `selection.metric` to one of "
-                             f"{', '.join(sorted(METRICS))}.")
+    if metric not in SELECTION_METRICS:
+        raise _metric_error("selection", metric)
     rows = [
         {"task": task, "backbone": backbone, "layer": layer, **row}
         for (backbone, layer), data in candidates.items()
@@ -146,6 +139,9 @@ def agreement(selection: pd.DataFrame, summary: pd.DataFrame, metric: str) -> pd
     A task's score for a backbone x layer is its mean over heads and augmentations. rho is NaN with fewer than
     two shared backbone x layers (or constant scores): there is no ranking to agree with.
     """
+    if metric not in summary:
+        raise SelectionError(f"the summary has no {metric!r} column to compare the proxy ranking with; rerun the "
+                             "report with the same `selection.metric`.")
     proxy = selection.drop_duplicates(["backbone", "layer"]).set_index(["backbone", "layer"])["proxy_score"]
     rows = []
     for task, frame in summary.groupby("task", sort=True):

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 
@@ -16,9 +15,10 @@ from sklearn.metrics import f1_score
 
 import tileprobe
 from tileprobe.atomic import atomic_path
-from tileprobe.learn.data import TaskData, split_terms
-from tileprobe.learn.evaluate import Augment, cross_validate, fit_head, refit_seed, settings, term_matrix
-from tileprobe.learn.heads.common import limited_threads
+from tileprobe.jsonable import jsonable
+from tileprobe.learn.data import TaskData, all_terms, per_term, term_matrix
+from tileprobe.learn.evaluate import Augment, cross_validate, fit_head, refit_seed, settings
+from tileprobe.threads import limited_threads
 
 META_KEYS = ("task", "backbone", "layer", "augmentation", "head", "level", "kind")
 
@@ -27,8 +27,7 @@ def chance(y: np.ndarray, kind: str = "multiclass") -> dict[str, float]:
     """What a head that learnt nothing would score: uniform guessing, or always the majority class
     (multilabel: per term, always its majority outcome)."""
     if kind == "multilabel":
-        classes = sorted({t for v in y for t in split_terms(v)})
-        Y = term_matrix(y, classes)
+        Y = term_matrix(y, all_terms(y))
         majority = np.broadcast_to(Y.mean(axis=0) > 0.5, Y.shape)
         f1 = lambda avg: float(f1_score(Y, majority, average=avg, zero_division=0))  # noqa: E731
         return {"balanced_accuracy": 0.5, "auroc": 0.5, "micro_auroc": 0.5,
@@ -43,23 +42,10 @@ def chance(y: np.ndarray, kind: str = "multiclass") -> dict[str, float]:
     }
 
 
-def jsonable(value):
-    """NaN -> null and numpy scalars -> Python, so json.dumps(allow_nan=False) writes strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _describe(data: TaskData) -> dict:
     table = pd.DataFrame({"y": data.y, "g": data.groups})
     if data.kind == "multilabel":  # counts per term
-        table = table.assign(y=[split_terms(v) for v in data.y]).explode("y").dropna()
+        table = per_term(table)
     counts = table["y"].value_counts().sort_index()
     patients = table.groupby("y")["g"].nunique()
     return {

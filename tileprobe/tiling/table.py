@@ -7,20 +7,20 @@ import json
 import math
 import os
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tileprobe.atomic import atomic_path
+from tileprobe.jsonable import jsonable
 
 META_KEY = b"tileprobe"
 
 
 def write_tiles(tiles: pd.DataFrame, path: str | os.PathLike, meta: dict) -> None:
-    """Parquet written atomically, `meta` as JSON in the schema metadata under b"tileprobe"."""
+    """Parquet written atomically, `meta` as JSON (NaN as null) in the schema metadata under b"tileprobe"."""
     table = pa.Table.from_pandas(tiles, preserve_index=False)
-    metadata = {**(table.schema.metadata or {}), META_KEY: json.dumps(meta, default=_json_default).encode()}
+    metadata = {**(table.schema.metadata or {}), META_KEY: json.dumps(jsonable(meta), allow_nan=False).encode()}
     with atomic_path(path) as tmp:
         pq.write_table(table.replace_schema_metadata(metadata), tmp)
 
@@ -30,15 +30,6 @@ def read_tiles(path: str | os.PathLike) -> tuple[pd.DataFrame, dict]:
     table = pq.read_table(path)
     meta = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}"))
     return table.to_pandas(), meta
-
-
-def _json_default(value):
-    """numpy scalars and paths, as found in configs and computed parameters."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"tile table meta value {value!r} of type {type(value).__name__} is not JSON serialisable")
 
 
 def is_nan(value) -> bool:

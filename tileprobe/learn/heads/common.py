@@ -6,7 +6,6 @@ separated by `;` (an empty string: no term), and the head predicts one independe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import warnings
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from tileprobe.errors import TileprobeError
-from tileprobe.learn.data import split_terms
+from tileprobe.learn.data import all_terms, term_matrix
 
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -27,24 +26,12 @@ class HeadError(TileprobeError, ValueError):
     """A head cannot do what the task asks (wrong kind, wrong input); the message names the head and the fix."""
 
 
-def label_matrix(y, classes=None) -> tuple[np.ndarray, np.ndarray]:
-    """Multilabel strings -> (0/1 float matrix (n, terms), term names, sorted unless given)."""
-    terms = [split_terms(v) for v in y]
-    if classes is None:
-        classes = sorted({t for ts in terms for t in ts})
-    index = {c: j for j, c in enumerate(classes)}
-    Y = np.zeros((len(terms), len(classes)))
-    for i, ts in enumerate(terms):
-        for t in ts:
-            if t in index:
-                Y[i, index[t]] = 1.0
-    return Y, np.array(classes, dtype=object)
-
-
 def targets(y, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, classes): class indices for single-label kinds, a 0/1 matrix for multilabel."""
+    """(targets, classes): class indices for single-label kinds, a 0/1 float matrix over the sorted terms for
+    multilabel."""
     if kind == "multilabel":
-        return label_matrix(y)
+        terms = all_terms(y)
+        return term_matrix(y, terms).astype(np.float64), np.array(terms, dtype=object)
     classes, index = np.unique(np.asarray(y).astype(str), return_inverse=True)
     return index, classes.astype(object)
 
@@ -116,19 +103,3 @@ def read_tensors(directory: str | Path) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
     return load_file(str(path))
-
-
-@contextlib.contextmanager
-def limited_threads(threads: int):
-    """Cap BLAS/OpenMP and torch threads while heads train: small fits run several times faster on one
-    thread than on a pool that fights other jobs for the same cores, and a Snakemake job gets `threads`."""
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
-    try:
-        with threadpool_limits(limits=max(1, threads)):
-            yield
-    finally:
-        torch.set_num_threads(before)

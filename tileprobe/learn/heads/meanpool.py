@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from tileprobe.learn.data import tile_mean
 from tileprobe.learn.heads.logreg import LogRegHead
 from tileprobe.learn.heads.registry import register_head
 
 
 def mean_of_bags(bags) -> np.ndarray:
-    # float64: summing thousands of float32 tiles loses digits.
-    return np.stack([np.asarray(b).mean(axis=0, dtype=np.float64) for b in bags])
+    return np.stack([tile_mean(b) for b in bags])
 
 
 @register_head("meanpool")
