@@ -8,4 +8,5 @@ with job(snakemake):
         snakemake.output.parquet,
         snakemake.output.markdown,
         snakemake.output.html,
+        snakemake.params.metric,
     )

@@ -13,6 +13,7 @@ from tileprobe.learn.select import (
     check_selection,
     held_out_split,
     rank,
+    score_candidate,
     select,
 )
 
@@ -58,6 +59,18 @@ def test_informative_backbone_ranks_above_noise():
     assert np.allclose(ranked.groupby(["backbone", "layer"])["score"].mean().sort_index(),
                        ranked.drop_duplicates(["backbone", "layer"]).set_index(["backbone", "layer"])["proxy_score"]
                        .sort_index())
+
+
+
+def test_proxy_intervals_are_unchanged_by_the_shared_bootstrap():
+    """The numbers the earlier, separate bootstrap of select.py gave on this data (same seed)."""
+    expected = {"balanced_accuracy": [("knn", 0.478125, 0.6666666666666666),
+                                      ("logreg", 0.5395833333333333, 0.7916666666666666)],
+                "auroc": [("knn", 0.6957947530864197, 0.7399691358024691),
+                          ("logreg", 0.7322530864197532, 0.7897376543209876)]}
+    for metric, rows in expected.items():
+        got = score_candidate(task_data(0.5, seed=4), metric, {"bootstrap": 40, "seed": 2})
+        assert [(r["probe"], r["ci_low"], r["ci_high"]) for r in got] == rows, metric
 
 
 def test_ties_share_a_rank_and_best_is_stable():
@@ -134,6 +147,22 @@ def test_unknown_selection_metric_names_the_key():
     config["selection"]["metric"] = "acc"
     with pytest.raises(SelectionError, match="selection.metric"):
         check_selection(check_config(config, known_heads=head_names()))
+
+
+@pytest.mark.parametrize("metric", ["micro_f1", "micro_auroc"])
+def test_multilabel_only_metrics_are_refused_with_the_reason(metric):
+    config = demo_like_config()
+    config["selection"]["metric"] = metric
+    with pytest.raises(SelectionError, match=f"`selection.metric` '{metric}' exists for multilabel tasks only.*"
+                                             "use one of balanced_accuracy, macro_f1, auroc, auprc"):
+        check_selection(check_config(config, known_heads=head_names()))
+
+
+def test_agreement_names_a_metric_the_summary_lacks():
+    selection = pd.DataFrame({"backbone": ["a", "b"], "layer": "final", "proxy_score": [0.9, 0.6]})
+    summary = pd.DataFrame({"task": "t", "backbone": ["a", "b"], "layer": "final", "balanced_accuracy": [0.8, 0.7]})
+    with pytest.raises(SelectionError, match="summary has no 'auprc' column"):
+        agreement(selection, summary, "auprc")
 
 
 def test_noise_backbone_is_reproducible_but_carries_nothing_about_the_image():

@@ -180,3 +180,44 @@ def test_layer_depth_puts_final_last_whatever_the_config_order(tmp_path, monkeyp
                 tmp_path / "depth.png")
     resnet = next(line for line in drawn_lines if line[0] == "resnet18 / logreg")
     assert resnet[1:] == ([0, 1], [0.7, 0.9])  # stage3 (0.7) first, final (0.9) deepest
+
+
+def test_score_figures_draw_each_accepted_metric(trained, metric, tmp_path, monkeypatch):
+    import tileprobe.report.plots.scores as scores
+    from tileprobe.report.summary import summarize
+
+    summary = summarize(trained.paths, metric)
+    widths, lines = [], []
+    real_barh, real_plot = scores.plt.Axes.barh, scores.plt.Axes.plot
+
+    def barh(ax, y, width, *args, **kwargs):
+        widths.extend(width)
+        return real_barh(ax, y, width, *args, **kwargs)
+
+    def plot(ax, x, y, *args, **kwargs):
+        lines.extend(y)
+        return real_plot(ax, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(scores.plt.Axes, "barh", barh)
+    monkeypatch.setattr(scores.plt.Axes, "plot", plot)
+    drawn = metric_bars(summary, metric, tmp_path / "bars.png")
+    assert drawn.panels == ["task tissue", "task tumour"]
+    assert sorted(widths) == pytest.approx(sorted(summary[metric]))  # one bar per head, at its score
+    picture(drawn.path)
+    drawn = layer_depth(summary, {}, metric, tmp_path / "depth.png")
+    assert drawn.panels == ["task tissue", "task tumour"] and sorted(lines) == pytest.approx(sorted(summary[metric]))
+
+
+def test_agreement_and_selection_figure_for_each_accepted_metric(trained, metric, tmp_path):
+    from tileprobe.learn.select import select
+    from tileprobe.report.summary import summarize
+
+    selection = select("tumour", trained.candidates["tumour"], metric, {"bootstrap": 20})
+    summary = summarize(trained.paths, metric)
+    agreed = agreement(selection, summary, metric).set_index("task")
+    assert agreed["n_candidates"].tolist() == [3, 3]
+    assert np.isfinite(agreed["spearman_rho"]).all() and (agreed["metric"] == metric).all()
+    drawn = selection_figure(selection, summary, agreed.reset_index(), tmp_path / "selection.png")
+    assert drawn.panels == ["proxy task tumour: rank by mean over probes",
+                            "does the proxy ranking agree with the tasks? (Spearman)"]
+    picture(drawn.path)

@@ -90,3 +90,43 @@ def test_summary_html_has_a_row_per_head(tmp_path, metrics_files):
     html = (out / "summary.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and html.count("</tr>") == 1 + len(df)
     assert "0.912 ± 0.031" in html and "nan" not in html.lower()
+
+
+def test_summary_has_and_sorts_by_each_accepted_metric(trained, metric, tmp_path):
+    df = summarize(trained.paths, metric)
+    assert list(df.columns[:len(COLUMNS)]) == COLUMNS  # the usual columns stay, in their order
+    filled = [metric, f"{metric}_std", f"{metric}_ci_low", f"{metric}_ci_high"]
+    assert df[filled].notna().all().all() and (df[filled].dtypes == np.float64).all()
+    assert (df[f"{metric}_ci_low"] <= df[f"{metric}_ci_high"]).all()
+    written = {(r["task"], r["backbone"]): r for r in (json.loads(p.read_text()) for p in trained.paths)}
+    for _, row in df.iterrows():
+        record = written[(row["task"], row["backbone"])]
+        assert row[metric] == pytest.approx(record["overall"][metric])
+        assert [row[f"{metric}_ci_low"], row[f"{metric}_ci_high"]] == pytest.approx(record["ci"][metric])
+    for _, frame in df.groupby("task"):
+        assert frame[metric].is_monotonic_decreasing and frame["backbone"].iloc[0] == "good"
+    assert df["task"].tolist() == ["tissue"] * 3 + ["tumour"] * 3
+
+    write_summary(df, tmp_path / "summary.parquet", tmp_path / "summary.md", tmp_path / "summary.html")
+    best = df.iloc[0]
+    shown = f"{best[metric]:.3f} ± {best[f'{metric}_std']:.3f}"
+    assert shown in (tmp_path / "summary.md").read_text() and shown in (tmp_path / "summary.html").read_text()
+
+
+def test_default_summary_keeps_its_columns_and_order(trained):
+    df = summarize(trained.paths)
+    assert list(df.columns) == COLUMNS and "auprc" not in df
+    pd.testing.assert_frame_equal(df, summarize(trained.paths, "balanced_accuracy"))
+    assert df.groupby("task")["balanced_accuracy"].apply(lambda s: s.is_monotonic_decreasing).all()
+
+
+def test_summary_refuses_a_metric_it_cannot_sort_by(trained):
+    with pytest.raises(ValueError, match="metric 'micro_f1' is unknown"):
+        summarize(trained.paths, "micro_f1")
+
+
+def test_summary_knows_every_metric_the_config_check_accepts():
+    from tileprobe.learn.select import SELECTION_METRICS
+    from tileprobe.report.summary import METRICS
+
+    assert METRICS == SELECTION_METRICS  # kept apart so the report job need not import scikit-learn

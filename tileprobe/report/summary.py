@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +23,24 @@ COLUMNS = [
 CI_METRICS = ("balanced_accuracy", "auroc", "macro_f1")
 
 COUNTS = {"n_samples", "n_groups", "n_classes"}
-SCORES = set(COLUMNS[COLUMNS.index("balanced_accuracy"):])
+TEXT = set(COLUMNS[:COLUMNS.index("n_samples")])
+# Every metric `selection.metric` accepts (tileprobe.learn.select.SELECTION_METRICS, repeated so the summary
+# needs no scikit-learn; a test keeps them equal). One outside CI_METRICS adds its value, std and CI columns.
+METRICS = ("balanced_accuracy", "macro_f1", "auroc", "auprc")
+HEADERS = {"auprc": "AUPRC"}
+
+
+def metric_columns(metric: str) -> list[str]:
+    return [metric, f"{metric}_std", f"{metric}_ci_low", f"{metric}_ci_high"]
+
+
+def columns(metric: str = "balanced_accuracy") -> list[str]:
+    """The summary's columns: COLUMNS, plus the configured metric's when COLUMNS lacks it (so the default
+    summary keeps its shape)."""
+    if metric not in METRICS:
+        raise ValueError(f"summary: metric {metric!r} is unknown; use one of {', '.join(METRICS)}.")
+    return COLUMNS if metric in CI_METRICS else COLUMNS + metric_columns(metric)
+
 
 # Markdown columns: (header, value column, std column or None).
 _SHOWN = [
@@ -46,11 +64,15 @@ def ci_bounds(ci, metric: str) -> tuple[float | None, float | None]:
     return None, None
 
 
-def _row(record: dict) -> dict:
+def _row(record: dict, metric: str) -> dict:
     overall, std = record.get("overall", {}), record.get("std", {})
     cis = {}
-    for metric in CI_METRICS:
-        cis[f"{metric}_ci_low"], cis[f"{metric}_ci_high"] = ci_bounds(record.get("ci"), metric)
+    for name in CI_METRICS:
+        cis[f"{name}_ci_low"], cis[f"{name}_ci_high"] = ci_bounds(record.get("ci"), name)
+    extra = {}
+    if metric not in CI_METRICS:
+        low, high = ci_bounds(record.get("ci"), metric)
+        extra = dict(zip(metric_columns(metric), (overall.get(metric), std.get(metric), low, high)))
     return {
         **{k: record.get(k) for k in ("task", "level", "kind", "backbone", "layer", "augmentation", "head",
                                       "n_samples", "n_groups")},
@@ -63,24 +85,32 @@ def _row(record: dict) -> dict:
         "macro_f1": overall.get("macro_f1"),
         "macro_f1_std": std.get("macro_f1"),
         **cis,
+        **extra,
     }
 
 
-def summarize(metrics_paths) -> pd.DataFrame:
-    """One row per metrics.json, best balanced accuracy first within each task."""
-    rows = [_row(json.loads(Path(p).read_text())) for p in metrics_paths]
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    for col in SCORES:
+def summarize(metrics_paths, metric: str = "balanced_accuracy") -> pd.DataFrame:
+    """One row per metrics.json, best `metric` (the configured `selection.metric`) first within each task."""
+    names = columns(metric)
+    rows = [_row(json.loads(Path(p).read_text()), metric) for p in metrics_paths]
+    df = pd.DataFrame(rows, columns=names)
+    for col in names[names.index("balanced_accuracy"):]:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")  # JSON null -> NaN
-    df = df.sort_values(["task", "balanced_accuracy"], ascending=[True, False], na_position="last", kind="stable")
+    df = df.sort_values(["task", metric], ascending=[True, False], na_position="last", kind="stable")
     return df.reset_index(drop=True)
+
+
+def _shown(df: pd.DataFrame) -> list[tuple[str, str, str | None]]:
+    """The Markdown/HTML columns: the usual ones, plus any further metric the summary carries."""
+    extra = [m for m in METRICS if m not in CI_METRICS and m in df.columns]
+    return _SHOWN + [(HEADERS.get(m, m), m, f"{m}_std") for m in extra]
 
 
 def _cell(row: pd.Series, column: str, std_column: str | None) -> str:
     value = row[column]
     if pd.isna(value):
         return "–"
-    if column in SCORES:
+    if column not in COUNTS and column not in TEXT:  # a score
         text = f"{value:.3f}"
         if std_column and not pd.isna(row[std_column]):
             text += f" ± {row[std_column]:.3f}"
@@ -90,7 +120,7 @@ def _cell(row: pd.Series, column: str, std_column: str | None) -> str:
     return str(value).replace("|", "\\|")  # a pipe would split the Markdown cell
 
 
-def slides_markdown(slides: pd.DataFrame) -> str:
+def slides_markdown(slides: pd.DataFrame, report_dir: str | None = None) -> str:
     """How many slides each tiling kept, and every flagged one with its QC picture (relative to the report)."""
     counts = ", ".join(f"{t}: {n}" for t, n in slides.groupby("tiling", sort=False).size().items())
     bad = slides[slides["flags"].fillna("") != ""]
@@ -99,7 +129,7 @@ def slides_markdown(slides: pd.DataFrame) -> str:
         lines += ["", "Flagged slides are skipped by every task (each skip is a warning in that head's log).", "",
                   "| tiling | slide | tiles | flags | QC picture |", "|---|---|---:|---|---|"]
         for _, row in bad.iterrows():
-            qc = f"../qc/{row['tiling']}/{row['slide']}.png"
+            qc = os.path.relpath(row["qc"], report_dir) if report_dir else row["qc"]
             lines.append(f"| {row['tiling']} | {row['slide']} | {row['n_tiles']} | {row['flags']} | [{qc}]({qc}) |")
     return "\n".join(lines) + "\n"
 
@@ -110,7 +140,7 @@ def slides_html(slides: pd.DataFrame) -> str:
     if len(bad):
         rows = "".join(
             f"<tr><td>{html.escape(r['tiling'])}</td><td>{html.escape(r['slide'])}</td><td>{r['n_tiles']}</td>"
-            f"<td>{html.escape(r['flags'])}</td><td>results/qc/{html.escape(r['tiling'])}/{html.escape(r['slide'])}.png"
+            f"<td>{html.escape(r['flags'])}</td><td>{html.escape(str(r['qc']))}"
             "</td></tr>" for _, r in bad.iterrows())
         text += ("<p>Flagged slides are skipped by every task; their QC pictures are in the QC section.</p>"
                  "<table class='flagged'><tr><th>tiling</th><th>slide</th><th>tiles</th><th>flags</th>"
@@ -119,7 +149,8 @@ def slides_html(slides: pd.DataFrame) -> str:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    headers = [h for h, _, _ in _SHOWN]
+    shown = _shown(df)
+    headers = [h for h, _, _ in shown]
     lines = [
         "# tileprobe summary",
         "",
@@ -128,17 +159,18 @@ def to_markdown(df: pd.DataFrame) -> str:
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---" if c in ("task", "level", "backbone", "layer", "augmentation", "head")
-                       else "---:" for _, c, _ in _SHOWN) + "|",
+                       else "---:" for _, c, _ in shown) + "|",
     ]
     for _, row in df.iterrows():
-        lines.append("| " + " | ".join(_cell(row, c, s) for _, c, s in _SHOWN) + " |")
+        lines.append("| " + " | ".join(_cell(row, c, s) for _, c, s in shown) + " |")
     return "\n".join(lines) + "\n"
 
 
 def to_html(df: pd.DataFrame, extra: str = "") -> str:
     """The Markdown table's rows as a standalone HTML page, for the Snakemake report (which shows HTML inline)."""
-    table = pd.DataFrame([{h: _cell(row, c, s) for h, c, s in _SHOWN} for _, row in df.iterrows()],
-                         columns=[h for h, _, _ in _SHOWN])
+    shown = _shown(df)
+    table = pd.DataFrame([{h: _cell(row, c, s) for h, c, s in shown} for _, row in df.iterrows()],
+                         columns=[h for h, _, _ in shown])
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>tileprobe summary</title>"
         "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
@@ -156,7 +188,7 @@ def write_summary(df: pd.DataFrame, parquet_path, markdown_path, html_path=None,
     with atomic_path(parquet_path) as tmp:
         df.to_parquet(tmp, index=False)
     with atomic_path(markdown_path) as tmp:
-        tmp.write_text(to_markdown(df) + (slides_markdown(slides) if slides is not None else ""))
+        tmp.write_text(to_markdown(df) + (slides_markdown(slides, os.path.dirname(markdown_path)) if slides is not None else ""))
     if html_path is not None:
         with atomic_path(html_path) as tmp:
             tmp.write_text(to_html(df, slides_html(slides) if slides is not None else ""))
