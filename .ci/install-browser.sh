@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless Chromium for the report test (tests/test_report_html.py): Debian's `chromium` package, installed only
+# Headless Chromium for the report test (tests/report/test_report_html.py): Debian's `chromium` package, installed only
 # when missing, so running it again costs nothing. Needs root (CI) or sudo; says so instead of failing silently.
 set -euo pipefail
 if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then

@@ -1,6 +1,6 @@
-"""Tile reading throughput: `reading.TileReader` (block reads) against a plain per-tile loop, same slide, same run.
+"""Tile reading throughput: `tiling.blocks.TileReader` (block reads) against a plain per-tile loop, one slide.
 
-The plain loop is what extraction did per tile: `tiling.read_tile` (one `read_region` through OpenSlide, then
+The plain loop is what extraction did per tile: `tiling.read.read_tile` (one `read_region` through OpenSlide, then
 resize). The block reader runs in this process (workers=0: the per-core figure) and with worker processes.
 Measurements are interleaved and repeated, so load from other users hits all alike; the median ratio is the
 figure that matters, and the load average is printed beside it.
@@ -27,10 +27,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from slide_factory import write_aperio  # noqa: E402
-
+from tests.support.slide_factory import write_aperio  # noqa: E402
 from tileprobe.slides.registry import open_slide  # noqa: E402
 from tileprobe.tiling.blocks import TileReader  # noqa: E402
 from tileprobe.tiling.grid import tile_slide
