@@ -129,4 +129,4 @@ def test_summary_knows_every_metric_the_config_check_accepts():
     from tileprobe.learn.select import SELECTION_METRICS
     from tileprobe.report.summary import METRICS
 
-    assert METRICS == SELECTION_METRICS  # kept apart so the report job need not import scikit-learn
+    assert METRICS == SELECTION_METRICS  # both from learn.metrics, which needs no scikit-learn

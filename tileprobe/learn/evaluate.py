@@ -81,7 +81,7 @@ def _one(name: str) -> Callable[..., float]:
 
 # name -> f(y_true, proba (n, classes), classes) -> float, for binary and multiclass tasks.
 METRICS: dict[str, Callable[..., float]] = {
-    name: _one(name) for name in ("balanced_accuracy", "macro_f1", "auroc", "auprc")
+    name: _one(name) for name in m.SINGLE_LABEL
 }
 MULTILABEL_METRICS = ("balanced_accuracy", "macro_f1", "micro_f1", "auroc", "micro_auroc", "auprc")
 

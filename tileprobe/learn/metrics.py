@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+# The scores of binary and multiclass tasks, in report order: every stage that names a metric (evaluation, the
+# selection check, the summary) takes the names from here, so the report job need not import scikit-learn.
+SINGLE_LABEL = ("balanced_accuracy", "macro_f1", "auroc", "auprc")
+
 
 def balanced_accuracy(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     """Mean recall over the classes present in `truth` (sklearn's balanced_accuracy_score)."""

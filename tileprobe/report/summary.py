@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from tileprobe.atomic import atomic_path
+from tileprobe.learn.metrics import SINGLE_LABEL
 
 COLUMNS = [
     "task", "level", "kind", "backbone", "layer", "augmentation", "head",
@@ -24,9 +25,8 @@ CI_METRICS = ("balanced_accuracy", "auroc", "macro_f1")
 
 COUNTS = {"n_samples", "n_groups", "n_classes"}
 TEXT = set(COLUMNS[:COLUMNS.index("n_samples")])
-# Every metric `selection.metric` accepts (tileprobe.learn.select.SELECTION_METRICS, repeated so the summary
-# needs no scikit-learn; a test keeps them equal). One outside CI_METRICS adds its value, std and CI columns.
-METRICS = ("balanced_accuracy", "macro_f1", "auroc", "auprc")
+# Every metric `selection.metric` accepts; one outside CI_METRICS adds its value, std and CI columns.
+METRICS = SINGLE_LABEL
 HEADERS = {"auprc": "AUPRC"}
 
 
