@@ -8,7 +8,7 @@ rule augment:
     output:
         directory(PATHS.augmented("{tiling}", "{backbone}", "{augmentation}")),
     params:
-        slides=augment_slides,
+        units=augment_units,
         spec=lambda wc: AUGMENT_SPECS[wc.augmentation],
         layers=lambda wc: BACKBONES[wc.backbone]["layers"],
         dask={"log_directory": PATHS.dask_logs(), **config["dask"]},

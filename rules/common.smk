@@ -15,6 +15,7 @@ from tileprobe.config.samples import check_sheet, read_samples
 from tileprobe.learn import select as tp_select
 from tileprobe import augment as tp_augment
 from tileprobe.learn import predict as tp_predict
+from tileprobe.tiling import shards as tp_shards
 from tileprobe.workflow.paths import SUMMARY_FORMATS, ResultPaths
 
 
@@ -39,6 +40,7 @@ NAME = "[A-Za-z0-9_-]+"
 
 wildcard_constraints:
     slide="[A-Za-z0-9._-]+",
+    shard=tp_shards.PATTERN,
     tiling=NAME,
     backbone=NAME,
     task=NAME,
@@ -73,6 +75,7 @@ PREDICT = (
 SLIDES = pd.concat([SAMPLES, PREDICT.loc[~PREDICT.index.isin(SAMPLES.index)]])
 
 
+@functools.cache
 def task_slides(task):
     return samples_for_task(TASKS[task], SAMPLES)
 
@@ -86,17 +89,15 @@ def slide_mpp(wildcards):
     return None if pd.isna(mpp) else float(mpp)
 
 
-def embed_threads(wildcards):
-    """A whole-mode job embeds one image: its time is start-up, so two such jobs side by side beat one with two
-    threads. Grid jobs stream many tiles and use a reader process beside the model."""
-    return 1 if TILINGS[wildcards.tiling]["mode"] == "whole" else 2
-
-
 def slides_per_job(tiling):
-    """How many slides one embedding job embeds with the model loaded once. A small image takes a fraction of a
-    second to embed but seconds to start a job (torch, the model), so whole-mode images come in batches."""
-    spec = TILINGS[tiling]
-    return spec.get("slides_per_job", 32 if spec["mode"] == "whole" else 1)
+    """How many slides one embedding job of a grid tiling embeds with the model loaded once (the SLURM profile
+    raises the default: a GPU job then loads the model once for several slides)."""
+    return TILINGS[tiling].get("slides_per_job", config["slides_per_job"])
+
+
+def shard_size(tiling):
+    """Images per shard of a `mode: whole` tiling: one tiling job and one embedding job per shard."""
+    return TILINGS[tiling].get("shard_size", config["shard_size"])
 
 
 def name_pattern(names):
@@ -104,19 +105,57 @@ def name_pattern(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
-BATCHED_TILINGS = name_pattern(t for t in TILINGS if slides_per_job(t) > 1)
-SINGLE_TILINGS = name_pattern(t for t in TILINGS if slides_per_job(t) == 1)
+WHOLE = [t for t in TILINGS if TILINGS[t]["mode"] == "whole"]
+GRID = [t for t in TILINGS if t not in WHOLE]
+SHARDED_TILINGS = name_pattern(WHOLE)
+BATCHED_TILINGS = name_pattern(t for t in GRID if slides_per_job(t) > 1)
+SINGLE_TILINGS = name_pattern(t for t in GRID if slides_per_job(t) == 1)
 
 
 @functools.cache
-def embed_batches(tiling):
-    """{batch: [slide, ...]} for a batched tiling: the training sheet's slides in sheet order, then the new
-    slides to predict in their own batches, so adding slides to predict never re-embeds training slides."""
+def needed_slides(tiling):
+    """Slides some task on this tiling needs (sheet order), and the new slides to predict through it."""
     needed = {s for t, s in tiled_slides() if t == tiling}
     training = [s for s in SAMPLES.index if s in needed]
     predicting = [t for t, spec in TASKS.items() if spec["tiling"] == tiling
                   and spec["level"] in tp_predict.PREDICTABLE_LEVELS]
     new = [s for s in PREDICT.index if predicting and s not in needed]
+    return training, new
+
+
+@functools.cache
+def shards(tiling):
+    """{shard: [image, ...]} of a `mode: whole` tiling: each image's shard follows from its id alone, so adding
+    images rebuilds only the shards they land in; new images to predict get shards of their own."""
+    training, new = needed_slides(tiling)
+    size = shard_size(tiling)
+    return {**tp_shards.assign_shards(training, size), **tp_shards.assign_shards(new, size, prefix="predict")}
+
+
+@functools.cache
+def shard_of(tiling):
+    return {image: shard for shard, images in shards(tiling).items() for image in images}
+
+
+def units(tiling, slides):
+    """The tiling and embedding units that hold `slides`: the slides themselves, or their shards (sorted)."""
+    if tiling not in WHOLE:
+        return list(slides)
+    where = shard_of(tiling)
+    return sorted({where[s] for s in slides})
+
+
+def shard_images(wildcards):
+    """The sheet rows of one shard, as its tiling job needs them."""
+    return [{"slide": s, "path": SLIDES.at[s, "path"], "mpp": slide_mpp(SimpleNamespace(slide=s))}
+            for s in shards(wildcards.tiling)[wildcards.shard]]
+
+
+@functools.cache
+def embed_batches(tiling):
+    """{batch: [slide, ...]} for a batched grid tiling: the training sheet's slides in sheet order, then the new
+    slides to predict in their own batches, so adding slides to predict never re-embeds training slides."""
+    training, new = needed_slides(tiling)
     n, batches = slides_per_job(tiling), {}
     for prefix, slides in (("", training), ("predict-", new)):
         for start in range(0, len(slides), n):
@@ -124,12 +163,17 @@ def embed_batches(tiling):
     return batches
 
 
+@functools.cache
+def batch_index(tiling):
+    return {slide: batch for batch, slides in embed_batches(tiling).items() for slide in slides}
+
+
 def batch_of(wildcards):
     """The batch directory that holds one slide's store until rule embed_from_batch moves it into place."""
-    for batch, slides in embed_batches(wildcards.tiling).items():
-        if wildcards.slide in slides:
-            return PATHS.embedding_batch(wildcards.tiling, wildcards.backbone, batch)
-    raise ValueError(f"slide {wildcards.slide} is embedded under no task of tiling {wildcards.tiling}")
+    batch = batch_index(wildcards.tiling).get(wildcards.slide)
+    if batch is None:
+        raise ValueError(f"slide {wildcards.slide} is embedded under no task of tiling {wildcards.tiling}")
+    return PATHS.embedding_batch(wildcards.tiling, wildcards.backbone, batch)
 
 
 def batch_slides(wildcards):
@@ -149,17 +193,25 @@ def slide_annotations(wildcards):
     return [path]
 
 
+@functools.cache
 def tiled_slides():
     """(tiling, slide) pairs some task needs: only these are tiled and embedded."""
     return sorted({(t["tiling"], s) for name, t in TASKS.items() for s in task_slides(name)})
 
 
+@functools.cache
+def tiled_units():
+    """(tiling, slide or shard) pairs: what the tiling jobs make, one tile table and QC picture each."""
+    pairs = [pair for pair in tiled_slides() if pair[0] in GRID]
+    return pairs + [(t, shard) for t in WHOLE for shard in shards(t) if not shard.startswith("predict")]
+
+
 def tile_tables():
-    return [PATHS.tiles(tiling, slide) for tiling, slide in tiled_slides()]
+    return [PATHS.tiles(tiling, unit) for tiling, unit in tiled_units()]
 
 
 def qc_pictures():
-    return [PATHS.qc(tiling, slide) for tiling, slide in tiled_slides()]
+    return [PATHS.qc(tiling, unit) for tiling, unit in tiled_units()]
 
 
 SELECTION = config["selection"]
@@ -177,13 +229,16 @@ def task_candidates(task):
     return [(b, layer) for b in spec["backbones"] for layer in BACKBONES[b]["layers"]]
 
 
+@functools.cache
+def task_units(task):
+    """The slides, or shards of images, whose stores hold a task's samples."""
+    return units(TASKS[task]["tiling"], task_slides(task))
+
+
 def task_embeddings(task, backbones):
-    """Embedding stores of a task's slides, per backbone."""
+    """Embedding stores of a task's slides or shards, per backbone: {backbone: {unit: store}}."""
     tiling = TASKS[task]["tiling"]
-    return {
-        b: [PATHS.embeddings(tiling, b, s) for s in task_slides(task)]
-        for b in backbones
-    }
+    return {b: {u: PATHS.embeddings(tiling, b, u) for u in task_units(task)} for b in backbones}
 
 
 # Tasks whose heads are known at parse time, and those (`backbones: best`) that wait for the selection.
@@ -215,8 +270,8 @@ def report_figures(exclude=()):
 def task_store_inputs(task, backbones):
     """Tile tables and embedding stores of a task's slides for several backbones (selection, embedding maps)."""
     return {
-        "tiles": [PATHS.tiles(TASKS[task]["tiling"], s) for s in task_slides(task)],
-        "embeddings": [p for paths in task_embeddings(task, backbones).values() for p in paths],
+        "tiles": [PATHS.tiles(TASKS[task]["tiling"], u) for u in task_units(task)],
+        "embeddings": [p for stores in task_embeddings(task, backbones).values() for p in stores.values()],
     }
 
 
@@ -245,11 +300,10 @@ def embedding_inputs(wildcards):
 
 def head_inputs(wildcards):
     task = TASKS[wildcards.task]
-    slides = task_slides(wildcards.task)
-    tiling, backbone = task["tiling"], wildcards.backbone
+    tiling, backbone, found = task["tiling"], wildcards.backbone, task_units(wildcards.task)
     inputs = {
-        "tiles": [PATHS.tiles(tiling, s) for s in slides],
-        "embeddings": [PATHS.embeddings(tiling, backbone, s) for s in slides],
+        "tiles": [PATHS.tiles(tiling, u) for u in found],
+        "embeddings": [PATHS.embeddings(tiling, backbone, u) for u in found],
     }
     spec = AUGMENT_SPECS.get(wildcards.augmentation)
     if spec and tp_augment.is_per_tile(spec):
@@ -257,13 +311,14 @@ def head_inputs(wildcards):
     return inputs
 
 
-def augment_slides(wildcards):
-    """Slides of every task on this tiling: one precomputed store per tiling x backbone serves them all."""
-    return sorted({s for t, spec in TASKS.items() if spec["tiling"] == wildcards.tiling for s in task_slides(t)})
+def augment_units(wildcards):
+    """Slides (or shards) of every task on this tiling: one precomputed store per tiling x backbone serves them
+    all."""
+    return sorted({u for t, spec in TASKS.items() if spec["tiling"] == wildcards.tiling for u in task_units(t)})
 
 
 def augment_inputs(wildcards):
-    return [PATHS.embeddings(wildcards.tiling, wildcards.backbone, s) for s in augment_slides(wildcards)]
+    return [PATHS.embeddings(wildcards.tiling, wildcards.backbone, u) for u in augment_units(wildcards)]
 
 
 def task_samples(wildcards):
@@ -289,11 +344,16 @@ def predict_outputs():
     return [PATHS.predict(t, s) for t in tasks for s in PREDICT.index]
 
 
+def predict_unit(wildcards):
+    """The slide, or the shard, whose store holds a slide to predict."""
+    return units(TASKS[wildcards.task]["tiling"], [wildcards.slide])[0]
+
+
 def predict_inputs(wildcards):
     task, chosen = TASKS[wildcards.task], predict_deployed(wildcards.task)
-    tiling, backbone = task["tiling"], chosen["backbone"]
+    tiling, backbone, unit = task["tiling"], chosen["backbone"], predict_unit(wildcards)
     return {
         "model": PATHS.head_file("model", wildcards.task, backbone, chosen["layer"], tp_augment.NONE, chosen["head"]),
-        "tiles": PATHS.tiles(tiling, wildcards.slide),
-        "embeddings": PATHS.embeddings(tiling, backbone, wildcards.slide),
+        "tiles": PATHS.tiles(tiling, unit),
+        "embeddings": PATHS.embeddings(tiling, backbone, unit),
     }

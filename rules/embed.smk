@@ -1,7 +1,8 @@
 # The one expensive pass: a frozen backbone over every tile of a slide, streamed into a Zarr store.
 # Keyed by tiling and backbone only, so every task that shares them reuses the store.
-# A tiling's `slides_per_job` picks how: one job per slide (rule embed, the default for whole-slide images), or
-# one job per batch of slides with the model loaded once (rule embed_batch, the default for small whole images).
+# Whole-slide images (`mode: grid`): a tiling's `slides_per_job` picks one job per slide (rule embed, the local
+# default) or one job per batch of slides with the model loaded once (rule embed_batch, the SLURM profile's).
+# Image collections (`mode: whole`): one job and one store per shard of images (rule embed_shard).
 
 
 rule embed:
@@ -25,7 +26,7 @@ rule embed:
     # On a cluster, group components let many slides share one GPU job (see profiles/slurm).
     group:
         "embed"
-    threads: embed_threads
+    threads: 2
     resources:
         mem_mb=8000,
         runtime=60,
@@ -85,3 +86,30 @@ rule embed_from_batch:
         "else echo 'embedding {wildcards.slide} failed in its batch:' "
         "$(cat {input:q}/{wildcards.slide}.error 2>/dev/null || echo 'no store, no message: see the batch log')"
         " | tee {log:q} >&2; exit 1; fi"
+
+
+# A shard of images, one model load, one store: rows are the shard's readable images, its ids the `image` coord.
+rule embed_shard:
+    input:
+        tiles=PATHS.tiles("{tiling}", "{shard}"),
+        images=lambda wc: [image["path"] for image in shard_images(wc)],
+    output:
+        directory(PATHS.embeddings("{tiling}", "{backbone}", "{shard}")),
+    params:
+        backbone=lambda wc: BACKBONES[wc.backbone],
+        tiling=lambda wc: TILINGS[wc.tiling],
+        views=config["views"],
+    wildcard_constraints:
+        tiling=SHARDED_TILINGS,
+    log:
+        PATHS.log("embed", "{tiling}", "{backbone}", "{shard}"),
+    benchmark:
+        PATHS.benchmark("embed", "{tiling}", "{backbone}", "{shard}")
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/tileprobe.yaml"
+    script:
+        "../scripts/embed_shard.py"

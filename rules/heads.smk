@@ -15,6 +15,7 @@ rule head:
         out_dir=PATHS.head_dir(*HEAD_WILDCARDS),
         task=lambda wc: TASKS[wc.task],
         samples=task_samples,
+        units=lambda wc: task_units(wc.task),
         evaluation=config["evaluation"],
         augmentation=lambda wc: AUGMENT_SPECS.get(wc.augmentation),
         # What the stores must have been made with: a shared results dir may hold another config's stores.

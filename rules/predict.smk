@@ -10,6 +10,7 @@ rule predict:
     params:
         task=lambda wc: TASKS[wc.task],
         layer=lambda wc: predict_deployed(wc.task)["layer"],
+        unit=predict_unit,
     log:
         PATHS.log("predict", "{task}", "{slide}"),
     benchmark:

@@ -81,6 +81,7 @@ rule figure_embedding:
     params:
         task=lambda wc: TASKS[wc.task],
         samples=task_samples,
+        units=lambda wc: task_units(wc.task),
         embeddings=lambda wc: task_embeddings(wc.task, candidate_backbones(wc.task)),
         candidates=lambda wc: task_candidates(wc.task),
         evaluation=config["evaluation"],

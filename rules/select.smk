@@ -13,6 +13,7 @@ if PROXY_TASK:
         params:
             task=lambda wc: TASKS[wc.task],
             samples=task_samples,
+            units=lambda wc: task_units(wc.task),
             embeddings=lambda wc: task_embeddings(wc.task, TASKS[wc.task]["backbones"]),
             candidates=lambda wc: task_candidates(wc.task),
             metric=METRIC,

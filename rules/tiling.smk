@@ -1,4 +1,5 @@
-# Manifest (the checked sheet) and tissue-only tiling with a QC picture per slide.
+# Manifest (the checked sheet); tissue-only tiling with a QC picture per slide, or, for an image collection
+# (`mode: whole`), one job per shard of images: a shard table (one row per image) and a contact sheet.
 
 
 rule manifest:
@@ -38,6 +39,8 @@ rule tile:
     params:
         tiling=lambda wc: TILINGS[wc.tiling],
         mpp=slide_mpp,
+    wildcard_constraints:
+        tiling=name_pattern(GRID),
     log:
         PATHS.log("tile", "{tiling}", "{slide}"),
     benchmark:
@@ -52,6 +55,38 @@ rule tile:
         "../scripts/tile.py"
 
 
+# Every image of a shard read once: its size, or its error (an unreadable image is flagged, not fatal).
+rule tile_shard:
+    input:
+        images=lambda wc: [image["path"] for image in shard_images(wc)],
+    output:
+        tiles=PATHS.tiles("{tiling}", "{shard}"),
+        qc=report(
+            PATHS.qc("{tiling}", "{shard}"),
+            caption="../report/qc.rst",
+            category="5. Quality control",
+            subcategory="{tiling}",
+            labels={"tiling": "{tiling}", "shard": "{shard}"},
+        ),
+    params:
+        images=shard_images,
+        tiling=lambda wc: TILINGS[wc.tiling],
+    wildcard_constraints:
+        tiling=SHARDED_TILINGS,
+    log:
+        PATHS.log("tile", "{tiling}", "{shard}"),
+    benchmark:
+        PATHS.benchmark("tile", "{tiling}", "{shard}")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/tileprobe.yaml"
+    script:
+        "../scripts/tile_shard.py"
+
+
 # After tiling: every slide's tile count, resolution and flags (no_tiles), read back from the tile tables.
 rule tiling_manifest:
     input:
@@ -60,7 +95,7 @@ rule tiling_manifest:
     output:
         TILING_MANIFEST,
     params:
-        tiled=lambda wc: tiled_slides(),
+        tiled=lambda wc: tiled_units(),
     log:
         PATHS.log("tiling_manifest"),
     benchmark:

@@ -7,7 +7,7 @@ if __name__ == "__main__":
         jobs.augment(
             snakemake.wildcards.augmentation,
             snakemake.params.spec,
-            dict(zip(snakemake.params.slides, snakemake.input.embeddings)),
+            dict(zip(snakemake.params.units, snakemake.input.embeddings)),
             list(snakemake.params.layers),
             snakemake.params.dask,
             snakemake.output[0],

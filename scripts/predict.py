@@ -8,7 +8,7 @@ with job(snakemake):
         snakemake.wildcards.slide,
         snakemake.input.model,
         snakemake.input.tiles,
-        snakemake.input.embeddings,
+        {snakemake.params.unit: snakemake.input.embeddings},
         snakemake.params.layer,
         snakemake.output[0],
     )

@@ -31,10 +31,10 @@ def test_config_views_and_layers_reach_the_store(tmp_path):
     sheet = make_project(tmp_path, n=6)
     backbone = {"model": "resnet18", "weights": "none", "batch_size": 16, "layers": ["final", "layer3"]}
     config = write_config(tmp_path / "config.yaml", sheet, tmp_path / "results", views=3, backbones={"r18": backbone})
-    target = tmp_path / "results/embeddings/whole/r18/img0.zarr"
+    target = tmp_path / "results/embeddings/whole/r18/shard_all.zarr"  # six images: one shard
     snakemake(tmp_path, "--configfile", str(config), "--cores", "2", str(target))
     store = zarr.open_group(target, mode="r")
-    assert store["final"].shape == (3, 1, 512) and store["layer3"].shape == (3, 1, 256)
+    assert store["final"].shape == (3, 6, 512) and store["layer3"].shape == (3, 6, 256)
     assert store.attrs["views"] == 3 and set(store.attrs["view_augmentations"]) == {"flip", "rot90", "colour", "hed"}
     final = store["final"][...]
     assert not (final[0] == final[1]).all() and not (final[1] == final[2]).all()

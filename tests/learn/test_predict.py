@@ -94,7 +94,7 @@ def test_predict_sheet_rejects_a_reused_id_for_another_file(tmp_path):
 def test_predict_sheet_through_the_workflow(demo_run):
     """New ids for two demo ISH images: tiled, embedded and predicted by the `stage` task's deployed head."""
     from tests.support.runner import snakemake
-    from tileprobe.embed.store import load_layer
+    from tileprobe.embed.store import open_embeddings, sample_features
 
     results = demo_run / "results"
     manifest = pd.read_parquet(results / "manifest.parquet")
@@ -105,10 +105,12 @@ def test_predict_sheet_through_the_workflow(demo_run):
     try:
         snakemake(demo_run, *targets, "--cores", "2", "--config", f"predict={sheet}")  # --config swallows what follows it
         model = load_head(results / "heads/stage/resnet18/final/none/logreg/model")
+        stores = {p.stem: p for p in (results / "embeddings/ish/resnet18").glob("shard_*.zarr")}
+        features = sample_features(open_embeddings(stores, "final"), "final")
         for slide, target in zip(known["slide"], targets):
             table = pd.read_parquet(demo_run / target)
             # Same image, new id: its fresh embedding and the deployed head give the training slide's scores.
-            trained_on = load_layer(results / f"embeddings/ish/resnet18/{slide}.zarr", "final")[0]
+            trained_on = features[slide]
             expected = model.predict_proba(trained_on.mean(axis=0, dtype=np.float64)[None])
             np.testing.assert_allclose(table.filter(like="prob_").to_numpy(), expected, atol=1e-5)
             assert table["slide"].tolist() == [f"new_{slide}"]
@@ -116,5 +118,5 @@ def test_predict_sheet_through_the_workflow(demo_run):
         # Put the shared demo run back as it was: later tests plan reruns from what is on disk.
         sheet.unlink()
         shutil.rmtree(results / "predict", ignore_errors=True)
-        for path in sorted(results.glob("*/ish/**/new_*"), key=lambda p: -len(p.parts)):
+        for path in sorted(results.glob("*/ish/**/predict_*"), key=lambda p: -len(p.parts)):
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)

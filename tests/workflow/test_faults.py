@@ -1,17 +1,18 @@
 """Faults lose nothing: a killed extraction, a corrupt slide among good ones, a results directory nobody can write."""
 
+import json
 import os
-import re
 import signal
 import subprocess
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 
 from tests.support.runner import ROOT, SNAKEMAKE, snakemake
-from tests.support.tiny_project import BACKBONE, make_project, write_config, write_images, write_sheet
+from tests.support.tiny_project import BACKBONE, HEAD_METRICS, make_project, write_config, write_images, write_sheet
 from tileprobe.atomic import remove_stale_temporaries, temporary_sibling
 from tileprobe.tiling.table import read_tiles
 from tileprobe.workflow import jobs
@@ -63,64 +64,51 @@ def test_kill_9_during_extraction_then_rerun_gives_the_uninterrupted_result(tmp_
 
 
 @pytest.mark.workflow
-def test_corrupt_slide_with_keep_going_finishes_the_good_ones_and_names_the_bad_one(tmp_path):
-    rows = write_images(tmp_path / "data/images", n=4)
+def test_unreadable_images_in_a_shard_are_flagged_and_skipped_and_the_rest_is_learned(tmp_path):
+    """Issue 14, hole 5 / issue 13, point 2: a truncated and a zero-byte image among good ones in one shard,
+    run with --keep-going as a user would: the shard is embedded without them, the tiling manifest and the
+    report flag them, the task warns naming each, and the head is trained on the others."""
+    rows = write_images(tmp_path / "data/images", n=6)
     (tmp_path / "data/images/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated by a failed copy" * 10)
-    rows.append({**rows[0], "slide": "broken", "path": "images/broken.png", "patient": "p9"})
+    (tmp_path / "data/images/empty.png").write_bytes(b"")
+    rows += [{**rows[0], "slide": "broken", "path": "images/broken.png", "patient": "p8"},
+             {**rows[1], "slide": "empty", "path": "images/empty.png", "patient": "p9"}]
     sheet = write_sheet(tmp_path / "data", rows)
     results = tmp_path / "results"
-    # One job per image: in a batched tiling an image that cannot be tiled holds back its batch (next test).
-    tiling = {"mode": "whole", "tile_px": 32, "tissue": "none", "slides_per_job": 1}
-    config = write_config(tmp_path / "config.yaml", sheet, results, tilings={"whole": tiling})
-    stores = [results / f"embeddings/whole/{BACKBONE}/{row['slide']}.zarr" for row in rows]
-    qc = [results / f"qc/whole/{row['slide']}.png" for row in rows]
-
-    result = snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "--keep-going",
-                       *map(str, stores + qc), check=False)
+    config = write_config(tmp_path / "config.yaml", sheet, results)
+    result = snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "--keep-going")
     output = result.stdout + result.stderr
-    assert result.returncode != 0
-    for store, picture in zip(stores[:-1], qc[:-1]):
-        assert zarr.open_group(store, mode="r").attrs["complete"] is True
-        assert picture.stat().st_size > 0
-    assert not stores[-1].exists() and not qc[-1].exists()
 
-    summary = (results / "logs/failures.txt").read_text()
-    assert "1 job(s) failed" in summary and "tile (tiling=whole, slide=broken) failed: cannot read" in summary
-    assert f"{results}/logs/tile/whole/broken.log" in summary and "images/broken.png" in summary
-    assert not any(row["slide"] in summary for row in rows[:-1])
-    assert summary.strip() in output  # printed too, at the end of the run
+    store = zarr.open_group(results / f"embeddings/whole/{BACKBONE}/shard_all.zarr", mode="r")
+    assert sorted(store["image"][...].tolist()) == sorted(r["slide"] for r in rows[:6])
+    assert set(store.attrs["unreadable"]) == {"broken", "empty"}
+    manifest = pd.read_parquet(results / "tiling_manifest.parquet").set_index("slide")
+    assert manifest.loc[["broken", "empty"], "flags"].tolist() == ["unreadable", "unreadable"]
+    assert "cannot" in manifest.loc["broken", "error"] and (manifest.loc[[r["slide"] for r in rows[:6]], "flags"] == "").all()
+    head_log = (results / f"logs/head/{HEAD_METRICS.removeprefix('heads/').removesuffix('/metrics.json')}.log").read_text()
+    assert "image broken skipped, it could not be read" in head_log and "image empty skipped" in head_log
+    metrics = json.loads((results / HEAD_METRICS).read_text())
+    assert metrics["n_samples"] == 6
+    summary = (results / "report/summary.md").read_text()
+    assert "broken" in summary and "empty" in summary and "unreadable" in summary
+    assert "Traceback" not in output
 
 
 @pytest.mark.workflow
-def test_image_that_breaks_during_a_batch_fails_only_its_own_store(tmp_path):
-    """Whole images are embedded in batches, the model loaded once; one that cannot be read by then (here:
-    truncated after it was tiled) leaves its batch-mates' stores and fails its own job with the reason."""
-    sheet = make_project(tmp_path / "data", n=4)
+def test_a_shard_whose_images_all_fail_stops_with_a_clear_message(tmp_path):
+    folder = tmp_path / "data/images"
+    rows = write_images(folder, n=2)
+    for row in rows:
+        (tmp_path / "data" / row["path"]).write_bytes(b"")
+    sheet = write_sheet(tmp_path / "data", rows)
     results = tmp_path / "results"
     config = write_config(tmp_path / "config.yaml", sheet, results)
-    slides = [f"img{i}" for i in range(4)]
-    tables = [str(results / f"tiles/whole/{s}.parquet") for s in slides]
-    snakemake(tmp_path, "--configfile", str(config), "--cores", "2", *tables)
-    broken = tmp_path / "data/images/img2.png"
-    stamp = broken.stat()
-    broken.write_bytes(broken.read_bytes()[:200])
-    os.utime(broken, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # older than its tile table: not tiled again
-
-    stores = [results / f"embeddings/whole/{BACKBONE}/{s}.zarr" for s in slides]
-    result = snakemake(tmp_path, "--configfile", str(config), "--cores", "2", "--keep-going", *map(str, stores),
-                       check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert len(re.findall(r"^(?:local)?rule embed_batch:", output, re.M)) == 1  # one model load for all four
-    assert len(re.findall(r"^(?:local)?rule embed_from_batch:", output, re.M)) == 4
-    for store in stores[:2] + stores[3:]:
-        assert zarr.open_group(store, mode="r").attrs["complete"] is True
-    assert not stores[2].exists()
+    table = results / "tiles/whole/shard_all.parquet"
+    result = snakemake(tmp_path, "--configfile", str(config), "--cores", "1", str(table), check=False)
+    assert result.returncode != 0 and not table.exists()
     summary = (results / "logs/failures.txt").read_text()
-    assert "1 job(s) failed" in summary and "embed_from_batch" in summary
-    assert f"output: {stores[2]}" in summary
-    assert "embedding img2 failed in its batch" in summary and "img2.png" in summary
-    assert "Traceback" not in summary  # the reason, not a DataLoader worker's stack
+    assert "tile_shard" in summary and "shard_all: none of its 2 image(s) can be read; the first, img0" in summary
+    assert "Traceback" not in summary
 
 
 @pytest.mark.workflow

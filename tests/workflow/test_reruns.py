@@ -34,9 +34,8 @@ def _slides(results, kind, *parts):
 
 @pytest.mark.parametrize("tiling, expected", [
     ("wsi", lambda slide: [("embed", {"tiling": "wsi", "backbone": "resnet18", "slide": slide})]),
-    # A batched tiling: the slide's batch is embedded again (the model loaded once) and only its store moved.
-    ("ish", lambda slide: [("embed_batch", {"tiling": "ish", "backbone": "resnet18", "batch": "0000"}),
-                           ("embed_from_batch", {"tiling": "ish", "backbone": "resnet18", "slide": slide})]),
+    # An image collection: the store is a shard's, rebuilt by one job (the model loaded once).
+    ("ish", lambda shard: [("embed_shard", {"tiling": "ish", "backbone": "resnet18", "shard": shard})]),
 ])
 def test_asking_for_one_store_rebuilds_only_that_store(demo_run, tiling, expected):
     stores = demo_run / f"results/embeddings/{tiling}/resnet18"
@@ -52,17 +51,17 @@ def test_asking_for_one_store_rebuilds_only_that_store(demo_run, tiling, expecte
 
 def test_changing_one_tiling_parameter_redoes_only_that_tiling(demo_run, tmp_path):
     jobs = planned(demo_run, *_overlay(tmp_path, "tilings: {ish: {tile_px: 96}}\n"))
-    tiles = [w for rule, w in jobs if rule == "tile"]
-    assert sorted(w["slide"] for w in tiles) == _slides(demo_run / "results", "tiles", "ish")
-    assert {w["tiling"] for rule, w in jobs if rule in ("tile", "embed", "embed_batch", "embed_from_batch")} == {"ish"}
+    tiles = [w for rule, w in jobs if rule == "tile_shard"]
+    assert sorted(w["shard"] for w in tiles) == _slides(demo_run / "results", "tiles", "ish")
+    assert {w["tiling"] for rule, w in jobs if rule in ("tile", "tile_shard", "embed", "embed_shard")} == {"ish"}
     assert {w["task"] for rule, w in jobs if rule == "head"} == {"stage"}  # the one task on that tiling
     assert not {"demo_data", "manifest"} & {rule for rule, _ in jobs}
 
 
 def test_changing_one_backbone_parameter_redoes_only_its_embeddings(demo_run, tmp_path):
     jobs = planned(demo_run, *_overlay(tmp_path, "backbones: {resnet18: {seed: 1}}\n"))
-    embeds = [w for rule, w in jobs if rule in ("embed", "embed_from_batch")]
+    embeds = [w for rule, w in jobs if rule in ("embed", "embed_shard")]
     made = sum(len(_slides(demo_run / "results", "embeddings", t, "resnet18")) for t in ("ish", "wsi"))
     assert len(embeds) == made and {w["backbone"] for w in embeds} == {"resnet18"}
     assert {w["backbone"] for rule, w in jobs if rule == "head"} == {"resnet18"}  # no head of another backbone
-    assert not {"demo_data", "manifest", "tile"} & {rule for rule, _ in jobs}
+    assert not {"demo_data", "manifest", "tile", "tile_shard"} & {rule for rule, _ in jobs}

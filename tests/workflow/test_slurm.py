@@ -46,7 +46,9 @@ def test_profile_has_what_a_cluster_user_needs():
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm" and profile["slurm-status-command"] == "squeue"
     assert {"slurm_partition", "slurm_account"} <= set(profile["default-resources"])
-    assert profile["set-resources"]["embed"]["gpu"] == 1 and profile["set-resources"]["embed_batch"]["gpu"] == 1
+    assert all(profile["set-resources"][rule]["gpu"] == 1 for rule in ("embed", "embed_batch", "embed_shard"))
+    # Bigger units of work than a laptop's: several slides per GPU job, big shards of images.
+    assert {"slides_per_job=8", "shard_size=10000"} <= set(profile["config"])
     assert "attempt" in str(profile["set-resources"]["embed"]["mem_mb"]) and profile["retries"] >= 1
     assert profile["group-components"]["embed"] > 1
 
@@ -56,11 +58,11 @@ def slurm_profile(folder, partition):
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     profile["default-resources"]["slurm_partition"] = partition
     profile["default-resources"]["mem_mb"] = "1000 * attempt"
-    for rule in ("embed", "embed_batch"):
+    for rule in ("embed", "embed_batch", "embed_shard"):
         profile["set-resources"][rule].update(gpu=0, cpus_per_task=2, mem_mb="3000 * attempt")
-    for rule in ("tile", "head"):
+    for rule in ("tile", "tile_shard", "head"):
         profile["set-resources"][rule].update(mem_mb="2000 * attempt")
-    profile["set-threads"].update(embed=2, embed_batch=2)
+    profile["set-threads"].update(embed=2, embed_batch=2, embed_shard=2)
     profile["cores"] = 2  # this node's CPUs: groups run their jobs one or two at a time
     profile["resources"] = ["mem_mb=6000"]
     profile["latency-wait"] = 10

@@ -26,8 +26,17 @@ def test_every_stage_leaves_its_outputs(demo_run):
         store = zarr.open_group(results / f"embeddings/wsi/resnet18/{slide}.zarr", mode="r")
         assert store["final"].shape == (1, len(tiles), 512)
         assert store.attrs["complete"] and store.attrs["model"] == "resnet18"
-    for slide in ish:
-        assert len(pd.read_parquet(results / f"tiles/ish/{slide}.parquet")) == 1
+    # The ISH images come in shards: one table, one contact sheet and one store per shard, not per image.
+    tables = [pd.read_parquet(p) for p in sorted((results / "tiles/ish").glob("shard_*.parquet"))]
+    assert len(tables) >= 2 and sorted(pd.concat(tables)["slide"]) == sorted(ish)
+    for table in tables:
+        stores = list((results / "embeddings/ish/resnet18").glob("shard_*.zarr"))
+        assert len(stores) == len(tables)
+    for store in stores:
+        group = zarr.open_group(store, mode="r")
+        assert group["final"].shape[:2] == (1, len(group["image"])) and group.attrs["complete"]
+        assert (results / f"qc/ish/{store.stem}.png").stat().st_size > 1000
+    assert not list((results / "tiles/ish").glob("gene_*"))
     # Every head the summary reports left its predictions, metrics and refit model.
     summary = pd.read_parquet(results / "report/summary.parquet")
     assert set(summary["task"]) == {"tissue", "tumor", "stage"}
@@ -71,9 +80,9 @@ def test_one_target_rebuilds_only_itself(demo_run):
 
 def test_one_target_from_scratch_needs_only_its_inputs(tmp_path):
     jobs = planned_jobs(tmp_path, HEAD)
-    # The ISH images only: 24 tilings, 24 embeddings (two batches of 12, the model loaded once per batch, each
-    # store then moved into place), one head; no slide, no report.
-    assert jobs == {"demo_data": 1, "tile": 24, "embed_batch": 2, "embed_from_batch": 24, "head": 1}
+    # The ISH images only, in shards of at most 16: a tiling and an embedding job per shard, one head; no slide,
+    # no report.
+    assert jobs == {"demo_data": 1, "tile_shard": 2, "embed_shard": 2, "head": 1}
 
 
 def test_dry_run_in_repository_root_lists_the_demo_jobs():

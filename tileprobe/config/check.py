@@ -104,6 +104,12 @@ def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
     check_schema(config)
     if "samples" not in config and "demo" not in config:
         raise ConfigError("config: set `samples` to your sample sheet (TSV), or add `demo: {}` to run the demo.")
+    for name, tiling in config["tilings"].items():
+        wrong = {"whole": "slides_per_job", "grid": "shard_size"}[tiling["mode"]]
+        if wrong in tiling:
+            right = "shard_size (images per shard)" if wrong == "slides_per_job" else "slides_per_job"
+            raise ConfigError(f"config: tilings.{name}.{wrong} does not apply to `mode: {tiling['mode']}`; "
+                              f"remove it (or use {right}).")
     for name, task in config["tasks"].items():
         _check_names("tiling", f"tasks.{name}.tiling", [task["tiling"]], config["tilings"])
         task.setdefault("backbones", sorted(config["backbones"]))

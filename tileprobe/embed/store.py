@@ -1,8 +1,11 @@
-"""Embedding stores: one Zarr v3 group per slide, one array per layer shaped (views, tiles, dim).
+"""Embedding stores: one Zarr v3 group per slide, one array per layer shaped (views, tiles, dim); or, for an
+image collection (`mode: whole`), one group per shard shaped (views, images, dim) with the image ids as the
+`image` coordinate.
 
-Arrays carry zarr v3 `dimension_names`, so xarray opens a store as a Dataset with dims view, tile and
-`{layer}_dim` and tile coordinates x, y. Group attrs hold the provenance and, written last, `complete: true`.
-A store is built under a temporary name and renamed when whole: a crashed job leaves nothing at `path`.
+Arrays carry zarr v3 `dimension_names`, so xarray opens a store as a Dataset with dims view, tile (or image) and
+`{layer}_dim` and coordinates x, y (or image). Group attrs hold the provenance and, written last,
+`complete: true`. A store is built under a temporary name and renamed when whole: a crashed job leaves nothing
+at `path`. `open_embeddings` reads both kinds through one lazy interface.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from tileprobe.errors import TileprobeError
 from tileprobe.jsonable import jsonable
 
 CHUNK_BYTES = 3 * 1024 * 1024  # per chunk along tiles: big enough to compress well, small enough to stream
-RESERVED = {"view", "tile"}
+AXES = ("tile", "image")  # a slide store's rows are tiles; a shard store's are whole images
 # Provenance keys that must agree before slides are analysed together.
 IDENTITY_KEYS = ("model", "weights_sha256", "input_px", "mean", "std", "pool", "dtype")
 
@@ -71,7 +74,11 @@ class EmbeddingWriter:
         coords: dict[str, np.ndarray] | None = None,
         attrs: dict | None = None,
         dtype: str = "float32",
+        axis: str = "tile",
     ):
+        if axis not in AXES:
+            raise ValueError(f"{path}: axis must be one of {AXES}, got {axis!r}")
+        self.axis = axis
         self.path = Path(path)
         self.n_tiles = int(n_tiles)
         self.n_views = int(n_views)
@@ -85,9 +92,12 @@ class EmbeddingWriter:
     def _check_args(self) -> None:
         if self.n_tiles < 0 or self.n_views < 1 or not self.dims:
             raise ValueError(f"{self.path}: need n_tiles >= 0, n_views >= 1 and at least one layer")
-        clash = (set(self.dims) & (set(self.coords) | RESERVED)) | (set(self.coords) & RESERVED)
+        reserved = {"view", self.axis}
+        clash = (set(self.dims) & (set(self.coords) | reserved)) | (set(self.coords) & {"view"})
+        if self.axis in self.dims:
+            clash.add(self.axis)
         if clash:
-            raise ValueError(f"{self.path}: names {sorted(clash)} are used twice; layers, coords, view, tile")
+            raise ValueError(f"{self.path}: names {sorted(clash)} are used twice; layers, coords, view, {self.axis}")
         for name, values in self.coords.items():
             if values.shape != (self.n_tiles,):
                 raise ValueError(f"{self.path}: coord {name!r} has shape {values.shape}, need ({self.n_tiles},)")
@@ -117,14 +127,16 @@ class EmbeddingWriter:
                 dtype=self.dtype,
                 fill_value=np.nan,
                 compressors=ZstdCodec(level=3),
-                dimension_names=("view", "tile", f"{layer}_dim"),
+                dimension_names=("view", self.axis, f"{layer}_dim"),
                 attributes={"coordinates": " ".join(self.coords)},  # xarray: x, y belong to every tile
             )
         for name, values in self.coords.items():
+            text = values.dtype.kind in "OUT"  # image ids
             arr = self.group.create_array(
-                name, shape=values.shape, chunks=(max(1, len(values)),), dtype=values.dtype,
-                compressors=ZstdCodec(level=3), dimension_names=("tile",),
+                name, shape=values.shape, chunks=(max(1, len(values)),), dtype=str if text else values.dtype,
+                compressors=ZstdCodec(level=3), dimension_names=(self.axis,),
             )
+            values = values.astype(str) if text else values
             if len(values):
                 arr[:] = values
         self.pending: dict[tuple[str, int, int], _ChunkBuffer] = {}
@@ -218,10 +230,15 @@ def read_provenance(path: str | Path) -> dict:
     return json.loads(json.dumps(dict(complete_group(path).attrs)))
 
 
+def _is_layer(arr: zarr.Array) -> bool:
+    names = tuple(arr.metadata.dimension_names or ())
+    return len(names) == 3 and names[0] == "view" and names[1] in AXES
+
+
 def layers(path: str | Path) -> list[str]:
     """Names of the layer arrays in a store, sorted."""
     group = complete_group(path)
-    return sorted(name for name, arr in group.arrays() if (arr.metadata.dimension_names or ())[:2] == ("view", "tile"))
+    return sorted(name for name, arr in group.arrays() if _is_layer(arr))
 
 
 def _layer_array(group: zarr.Group, path: str | Path, layer: str) -> zarr.Array:
@@ -237,88 +254,128 @@ def load_layer(path: str | Path, layer: str) -> np.ndarray:
     return _layer_array(group, path, layer)[...]
 
 
+def is_shard(group: zarr.Group) -> bool:
+    """A store of a collection's shard: rows are whole images, named by its `image` coordinate."""
+    return "image" in group and tuple(group["image"].metadata.dimension_names or ()) == ("image",)
+
+
+def store_images(path: str | Path) -> list[str]:
+    """The image ids of a shard store, in row order."""
+    group = complete_group(path)
+    if not is_shard(group):
+        raise StoreError(f"{path}: a slide's store, not a shard of images")
+    return group["image"][...].astype(object).tolist()
+
+
 def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFrame | None = None,
                     tiles: dict[str, pd.DataFrame | str | Path] | None = None):
-    """Lazy xarray.Dataset of one layer over many slides, concatenated along `tile`.
+    """Lazy xarray.Dataset of one layer over many stores, slide stores and shard stores alike: dims
+    (view, tile, `{layer}_dim`), where an image of a collection is one row.
 
-    Per-tile coords: slide, x, y, tile_index (row in the slide's tile table), patient when `sheet` has a
-    `patient` column (missing patients default to the slide), and `label` (the annotated class, "" where
-    none) when `tiles` maps slides to their tile tables (DataFrames or Parquet paths) with a `label` column.
-    Values stay on disk until computed (dask).
+    `stores` maps a slide's name to its store, or a shard's name to its store. Per-row coords: slide (the
+    sample: a slide, or an image of a shard), tile_index (row in the slide's tile table; 0 for an image), x, y,
+    store (the name it came from), patient when `sheet` has a `patient` column (missing patients default to the
+    slide), and `label` (the annotated class, "" where none) when `tiles` maps slides to their tile tables
+    (DataFrames or Parquet paths) with a `label` column. Values stay on disk until computed (Dask), so memory is
+    bounded by the chunk size, not by the collection. attrs: the backbone identity, `samples` (every sample in
+    row order, slides without tiles too) and `unreadable` ({image: error} of images a shard could not read).
     """
     import dask.array as da
     import xarray as xr
 
     if not stores:
         raise StoreError("open_embeddings got no stores; check the task selects at least one slide")
-    patients = _patients(sheet, list(stores))
-    labels = _tile_labels(tiles, stores) if tiles is not None else None
-    parts, reference = [], None
-    for slide, path in stores.items():
+    parts, columns, samples, unreadable, reference = [], [], [], {}, None
+    for name, path in stores.items():
         group = complete_group(path)
         arr = _layer_array(group, path, layer)
-        reference = _check_same_backbone(reference, slide, path, dict(group.attrs))
+        attrs = dict(group.attrs)
+        reference = _check_same_backbone(reference, name, path, attrs)
         n = arr.shape[1]
-        coords = {
-            "slide": ("tile", np.full(n, slide, dtype=object)),
-            "tile_index": ("tile", np.arange(n)),
-            **{c: ("tile", group[c][...]) for c in ("x", "y") if c in group},
-        }
-        if patients is not None:
-            coords["patient"] = ("tile", np.full(n, patients[slide], dtype=object))
-        if labels is not None:
-            if len(labels[slide]) != n:
-                raise StoreError(
-                    f"{path}: {n} tiles, but the tile table of slide {slide!r} has {len(labels[slide])} rows; the "
-                    "store was made from another tiling: re-embed it"
-                )
-            coords["label"] = ("tile", labels[slide])
-        data = da.from_zarr(arr)
-        parts.append(xr.Dataset({layer: (("view", "tile", f"{layer}_dim"), data)}, coords=coords))
-    dims = {p[layer].shape[2] for p in parts}
+        if is_shard(group):
+            ids = group["image"][...].astype(object)
+            columns.append(pd.DataFrame({"slide": ids, "tile_index": 0, "x": 0, "y": 0, "store": name}))
+            samples.extend(ids.tolist())
+            unreadable.update(attrs.get("unreadable") or {})
+        else:
+            xy = {c: group[c][...] if c in group else np.zeros(n, np.int64) for c in ("x", "y")}
+            columns.append(pd.DataFrame({"slide": name, "tile_index": np.arange(n), **xy, "store": name}))
+            samples.append(name)
+        parts.append(da.from_zarr(arr))
+    dims = {p.shape[2] for p in parts}
     if len(dims) > 1:
         raise StoreError(f"stores for layer {layer!r} have different widths {sorted(dims)}; re-embed them alike")
-    ds = xr.concat(parts, dim="tile", data_vars="all", coords="different", compat="equals", join="outer")
-    ds.attrs = {k: v for k, v in reference[2].items() if k in IDENTITY_KEYS}
+    rows = pd.concat(columns, ignore_index=True)
+    coords = {c: ("tile", rows[c].to_numpy(dtype=object if c in ("slide", "store") else np.int64))
+              for c in rows.columns}
+    patients = _patients(sheet, samples)
+    if patients is not None:
+        coords["patient"] = ("tile", rows["slide"].map(patients).to_numpy(dtype=object))
+    if tiles is not None:
+        coords["label"] = ("tile", _tile_labels(tiles, stores, rows))
+    data = da.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+    ds = xr.Dataset({layer: (("view", "tile", f"{layer}_dim"), data)}, coords=coords)
+    ds.attrs = {**{k: v for k, v in reference[2].items() if k in IDENTITY_KEYS}, "samples": samples,
+                "unreadable": unreadable}
     return ds
 
 
-def _tile_labels(tiles: dict, stores: dict) -> dict[str, np.ndarray]:
-    """Per slide, the tile table's `label` column as objects ("" where no region covers a tile)."""
+def sample_features(ds, layer: str, view: int = 0, values: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """{sample: (rows, dim) array} of one view of `open_embeddings`' dataset, every sample of attrs["samples"]
+    (a slide without tiles gets zero rows). Reads the view once, chunk by chunk. `values`: other rows aligned
+    with the dataset's (precomputed augmented copies, say) to split the same way instead."""
+    values = np.asarray(ds[layer].isel(view=view).values if values is None else values)
+    if len(values) != ds.sizes["tile"]:
+        raise StoreError(f"{len(values)} rows given for {ds.sizes['tile']} rows of the stores; rebuild them alike")
+    slides = ds["slide"].values
+    cuts = np.flatnonzero(slides[1:] != slides[:-1]) + 1 if len(slides) else np.array([], np.int64)
+    out = {s: values[a:b] for s, a, b in zip(slides[np.r_[0, cuts]] if len(slides) else [],
+                                             np.r_[0, cuts], np.r_[cuts, len(slides)])}
+    empty = np.empty((0, values.shape[-1]), values.dtype)
+    return {s: out.get(s, empty) for s in ds.attrs["samples"]}
+
+
+def _tile_labels(tiles: dict, stores: dict, rows: pd.DataFrame) -> np.ndarray:
+    """Per row, its slide's tile-table `label` as objects ("" where no region covers a tile)."""
     missing = [s for s in stores if s not in tiles]
     if missing:
         raise StoreError(f"slides {missing[:5]} have stores but no tile table in `tiles`; pass one per slide")
-    out = {}
-    for slide in stores:
+    out = []
+    for slide, part in rows.groupby("store", sort=False):
         table = tiles[slide]
         if not isinstance(table, pd.DataFrame):
             table = pd.read_parquet(table)
+        if len(table) != len(part):
+            raise StoreError(
+                f"{stores[slide]}: {len(part)} tiles, but the tile table of slide {slide!r} has {len(table)} rows; "
+                "the store was made from another tiling: re-embed it"
+            )
         if "label" in table.columns:
-            out[slide] = table["label"].astype(object).where(table["label"].notna(), "").to_numpy(dtype=object)
+            out.append(table["label"].astype(object).where(table["label"].notna(), "").to_numpy(dtype=object))
         else:
-            out[slide] = np.full(len(table), "", dtype=object)
-    return out
+            out.append(np.full(len(table), "", dtype=object))
+    return np.concatenate(out) if out else np.array([], dtype=object)
 
 
 def _patients(sheet: pd.DataFrame | None, slides: list[str]) -> dict[str, str] | None:
     if sheet is None or "patient" not in sheet.columns:
         return None
     table = sheet.set_index("slide")["patient"]
-    missing = [s for s in slides if s not in table.index]
-    if missing:
-        raise StoreError(f"slides {missing[:5]} have stores but no row in the sample sheet; add them")
-    return {s: str(table[s]) if pd.notna(table[s]) else s for s in slides}
+    missing = pd.Index(slides).difference(table.index)
+    if len(missing):
+        raise StoreError(f"slides {list(missing[:5])} have stores but no row in the sample sheet; add them")
+    return {s: str(p) if pd.notna(p) else s for s, p in zip(slides, table.reindex(slides))}
 
 
-def _check_same_backbone(reference, slide, path, attrs):
+def _check_same_backbone(reference, name, path, attrs):
     """Slides analysed together must come from the same backbone and preprocessing."""
     if reference is None:
-        return slide, path, attrs
-    ref_slide, ref_path, ref = reference
+        return name, path, attrs
+    ref_name, ref_path, ref = reference
     differ = [k for k in IDENTITY_KEYS if ref.get(k) != attrs.get(k)]
     if differ:
         raise StoreError(
-            f"stores {ref_path} ({ref_slide}) and {path} ({slide}) disagree on {differ}; "
+            f"stores {ref_path} ({ref_name}) and {path} ({name}) disagree on {differ}; "
             "re-embed them with one backbone spec"
         )
     return reference

@@ -130,8 +130,15 @@ def slides_markdown(slides: pd.DataFrame, report_dir: str | None = None) -> str:
                   "| tiling | slide | tiles | flags | QC picture |", "|---|---|---:|---|---|"]
         for _, row in bad.iterrows():
             qc = os.path.relpath(row["qc"], report_dir) if report_dir else row["qc"]
-            lines.append(f"| {row['tiling']} | {row['slide']} | {row['n_tiles']} | {row['flags']} | [{qc}]({qc}) |")
+            flags = _flag_text(row).replace("|", "\\|")
+            lines.append(f"| {row['tiling']} | {row['slide']} | {row['n_tiles']} | {flags} | [{qc}]({qc}) |")
     return "\n".join(lines) + "\n"
+
+
+def _flag_text(row) -> str:
+    """A flag with its error, where there is one (an unreadable image says why)."""
+    error = row.get("error")
+    return f"{row['flags']}: {error}" if isinstance(error, str) and error else str(row["flags"])
 
 
 def slides_html(slides: pd.DataFrame) -> str:
@@ -140,7 +147,7 @@ def slides_html(slides: pd.DataFrame) -> str:
     if len(bad):
         rows = "".join(
             f"<tr><td>{html.escape(r['tiling'])}</td><td>{html.escape(r['slide'])}</td><td>{r['n_tiles']}</td>"
-            f"<td>{html.escape(r['flags'])}</td><td>{html.escape(str(r['qc']))}"
+            f"<td>{html.escape(_flag_text(r))}</td><td>{html.escape(str(r['qc']))}"
             "</td></tr>" for _, r in bad.iterrows())
         text += ("<p>Flagged slides are skipped by every task; their QC pictures are in the QC section.</p>"
                  "<table class='flagged'><tr><th>tiling</th><th>slide</th><th>tiles</th><th>flags</th>"

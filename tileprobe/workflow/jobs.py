@@ -60,6 +60,39 @@ def tile(slide_path: str, mpp: float | None, tiling: dict, annotations: list[str
     log.info("%s: %d tiles", slide_path, len(result.tiles))
 
 
+def tile_shard(images: list[dict], shard: str, tiling: dict, tiles_out: str, qc_out: str) -> None:
+    """One shard of an image collection: every image checked and sized, one table, one contact sheet."""
+    from tileprobe.tiling.collection import tile_shard as check_images
+    from tileprobe.tiling.qc import render_contact_sheet
+    from tileprobe.tiling.table import write_tiles
+
+    table, pixels = check_images(images, tiling["tile_px"], shard)
+    bad = int((table["error"] != "").sum())
+    meta = {"shard": shard, "tiling": tiling, "n_images": len(table), "n_unreadable": bad}
+    write_tiles(table, tiles_out, meta)
+    note = f", {bad} UNREADABLE (red crosses; see the log)" if bad else ""
+    render_contact_sheet(table["slide"].tolist(), pixels, qc_out, title=f"{shard}: {len(table)} images{note}")
+    log.info("%s: %d images, %d unreadable", shard, len(table), bad)
+
+
+def embed_shard(tiles_path: str, tiling_name: str, tiling: dict, backbone_spec: dict, out: str, threads: int,
+                views: int = 1) -> None:
+    from tileprobe.atomic import remove_stale_temporaries
+    from tileprobe.embed.backbone import default_device
+    from tileprobe.embed.collection import embed_shard as embed_images
+    from tileprobe.embed.load import load_backbone
+    from tileprobe.embed.provenance import check_tiles
+    from tileprobe.tiling.table import read_tiles
+
+    check_tiles(tiles_path, tiling_name, tiling)
+    for stale in remove_stale_temporaries(out):
+        log.info("removed %s, left by a killed earlier try", stale)
+    table, meta = read_tiles(tiles_path)
+    backbone = load_backbone(backbone_spec, input_px=tiling["tile_px"], device=default_device())
+    embed_images(table, meta, tiling["tile_px"], backbone, out, threads=threads, views=views,
+                 provenance_extra={"tiling": tiling})
+
+
 def embed(slide_path: str, mpp, tiles_path: str, tiling_name: str, tiling: dict, backbone: dict, out: str,
           threads: int, views: int = 1) -> None:
     from tileprobe.atomic import remove_stale_temporaries
@@ -109,43 +142,54 @@ def embed_batch(slides: list[dict], tiling_name: str, tiling: dict, backbone_spe
                              f"{(out / f'{failed[0]}.error').read_text().strip()}")
 
 
-def task_data(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: list[str], layer: str,
-              evaluation: dict, features: dict | None = None):
-    """One task's rows (X, y, groups) from its slides' tile tables and one layer of their embeddings.
+def task_data(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str], stores: dict[str, str],
+              layer: str, evaluation: dict, rows=None):
+    """One task's rows (X, y, groups) from one layer of its embedding stores and, at tile level, its slides' tile
+    tables.
 
-    `features` ({slide: (tiles, dim)}) replaces the stores' view 0, e.g. with precomputed augmented copies.
+    `stores` maps each store's name (a slide, or a shard of a collection) to its path; `tiles` likewise maps a
+    slide to its tile table (read at tile level only). `rows` (the stores' rows, in order, as one (rows, dim)
+    array) replaces their view 0, e.g. with precomputed augmented copies. An image its shard could not read is
+    skipped with a warning that names it.
     """
-    from tileprobe.embed.store import load_layer
+    from tileprobe.embed.store import open_embeddings, sample_features
     from tileprobe.learn.data import task_dataset
     from tileprobe.learn.evaluate import settings
     from tileprobe.tiling.table import read_tiles
 
-    sheet = pd.DataFrame(samples)
-    slides = list(sheet["slide"])
-    # View 0 is the tile itself; other views are image-space augmentations.
-    if features is None:
-        features = {s: load_layer(path, layer)[0] for s, path in zip(slides, embeddings)}
-    tables = {s: read_tiles(path)[0] for s, path in zip(slides, tiles)}
+    ds = open_embeddings(stores, layer)
+    # view 0: the tile itself; other views are image-space augmentations
+    features = sample_features(ds, layer, values=rows)
+    sheet = skip_unreadable(task_name, pd.DataFrame(samples), ds.attrs["unreadable"])
+    tables = {s: read_tiles(path)[0] for s, path in tiles.items()} if task["level"] == "tile" else {}
     return task_dataset({**task, "name": task_name}, sheet, features, tables, folds=settings(evaluation)["folds"])
 
 
-def head(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: list[str],
+def skip_unreadable(task_name: str, sheet: pd.DataFrame, unreadable: dict[str, str]) -> pd.DataFrame:
+    """The sheet without images their shard could not read, each named in a warning with its error."""
+    bad = sheet["slide"].astype(str).isin(list(unreadable))
+    for image in sheet.loc[bad, "slide"].astype(str):
+        log.warning("task %s: image %s skipped, it could not be read: %s", task_name, image, unreadable[image])
+    return sheet.loc[~bad].reset_index(drop=True)
+
+
+def head(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str], stores: dict[str, str],
          backbone: str, layer: str, augmentation: str, head_name: str, evaluation: dict, out_dir: str,
          augmentation_spec: dict | None = None, augmented: str | None = None) -> None:
     from tileprobe.learn.train import run_task
 
-    data = task_data(task_name, task, samples, tiles, embeddings, layer, evaluation)
+    data = task_data(task_name, task, samples, tiles, stores, layer, evaluation)
     meta = {"task": task_name, "backbone": backbone, "layer": layer, "augmentation": augmentation,
             "head": head_name, "level": task["level"], "kind": task["kind"], "label": task["label"]}
     augment = None
     if augmentation_spec:
         meta["augmentation_spec"] = augmentation_spec
-        augment = head_augment(task_name, task, samples, tiles, embeddings, layer, evaluation, data,
+        augment = head_augment(task_name, task, samples, tiles, stores, layer, evaluation, data,
                                augmentation_spec, augmented)
     run_task(data, head_name, evaluation, out_dir, meta, augment=augment)
 
 
-def head_augment(task_name, task, samples, tiles, embeddings, layer, evaluation, data, spec, augmented):
+def head_augment(task_name, task, samples, tiles, stores, layer, evaluation, data, spec, augmented):
     """The augment(X, y, groups, seed) hook of one head: in-fold, or the precomputed copies of training rows."""
     import numpy as np
 
@@ -153,12 +197,12 @@ def head_augment(task_name, task, samples, tiles, embeddings, layer, evaluation,
 
     if not augment.is_per_tile(spec):
         return augment.in_fold(spec)
-    slides = [row["slide"] for row in samples]
-    per_slide = {s: augment.load_copies(augmented, s, layer) for s in slides}
-    # Rows of copy c are built exactly like the task's rows (tile rows, or slide means), so they align with data.
-    copies = [task_data(task_name, task, samples, tiles, embeddings, layer, evaluation,
-                        features={s: per_slide[s][c] for s in slides}).X for c in range(spec["copies"])]
-    return augment.precomputed(data.X, np.stack(copies))
+    # (copies, rows, dim), rows in the stores' order: copy c's task rows are built exactly like the task's own
+    # rows (tile rows, or slide means), so they align with data.
+    copies = np.concatenate([augment.load_copies(augmented, unit, layer) for unit in stores], axis=1)
+    return augment.precomputed(data.X, np.stack([
+        task_data(task_name, task, samples, tiles, stores, layer, evaluation, rows=copies[c]).X
+        for c in range(spec["copies"])]))
 
 
 def augment(name: str, spec: dict, stores: dict[str, str], layers: list[str], dask_cfg: dict, out: str) -> None:
@@ -189,12 +233,12 @@ def report(metrics: list[str], slides: str, parquet: str, markdown: str, html: s
     write_summary(summarize(metrics, metric), parquet, markdown, html, slides=pd.read_parquet(slides))
 
 
-def select(task_name: str, task: dict, samples: list[dict], tiles: list[str], embeddings: dict[str, list[str]],
+def select(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str], stores: dict[str, dict[str, str]],
            candidates: list[tuple[str, str]], metric: str, evaluation: dict, out: str) -> None:
     from tileprobe.atomic import atomic_path
     from tileprobe.learn.select import select as rank_backbones
 
-    data = {(b, layer): task_data(task_name, task, samples, tiles, embeddings[b], layer, evaluation)
+    data = {(b, layer): task_data(task_name, task, samples, tiles, stores[b], layer, evaluation)
             for b, layer in candidates}
     ranked = rank_backbones(task_name, data, metric)
     with atomic_path(out) as tmp:
@@ -223,12 +267,12 @@ def figure_curves(metrics: list[str], predictions: list[str], metric: str, curve
     draw_confusion(heads, metric, confusion)
 
 
-def figure_embedding(task_name: str, task: dict, samples: list[dict], tiles: list[str],
-                     embeddings: dict[str, list[str]], candidates: list[tuple[str, str]], evaluation: dict,
+def figure_embedding(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str],
+                     stores: dict[str, dict[str, str]], candidates: list[tuple[str, str]], evaluation: dict,
                      out: str) -> None:
     from tileprobe.report.plots.embedding import embedding_map
 
-    panels = {(b, layer): task_data(task_name, task, samples, tiles, embeddings[b], layer, evaluation)
+    panels = {(b, layer): task_data(task_name, task, samples, tiles, stores[b], layer, evaluation)
               for b, layer in candidates}
     embedding_map(task_name, panels, out)
 
@@ -245,13 +289,19 @@ def figure_selection(selection: str, summary: str, metric: str, agreement_out: s
     selection_figure(ranked, table, agreed, figure)
 
 
-def predict(task_name: str, task: dict, slide: str, model_dir: str, tiles: str, embeddings: str, layer: str,
+def predict(task_name: str, task: dict, slide: str, model_dir: str, tiles: str, stores: dict[str, str], layer: str,
             out: str) -> None:
-    from tileprobe.embed.store import load_layer
-    from tileprobe.learn.predict import predict_slide, write_prediction
+    """One new slide (or image) through a task's deployed head; `stores` names the one store that holds it."""
+    from tileprobe.embed.store import open_embeddings, sample_features
+    from tileprobe.learn.predict import PredictError, predict_slide, write_prediction
     from tileprobe.tiling.table import read_tiles
 
+    ds = open_embeddings(stores, layer)
+    if slide in ds.attrs["unreadable"]:
+        raise PredictError(f"{slide}: nothing to predict, the image could not be read: {ds.attrs['unreadable'][slide]}")
     # View 0: the tile itself, as the head was trained on.
-    table = predict_slide(model_dir, task_name, task, slide, load_layer(embeddings, layer)[0], read_tiles(tiles)[0])
+    features = sample_features(ds, layer)[slide]
+    table = predict_slide(model_dir, task_name, task, slide, features,
+                          read_tiles(tiles)[0] if task["level"] == "tile" else None)
     write_prediction(table, out)
     log.info("%s: %s predicted for %d row(s) by %s", slide, task_name, len(table), model_dir)
