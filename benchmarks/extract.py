@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="torch threads; the pipeline reads with threads - 1 DataLoader workers")
+                        help="torch threads; the pipeline reads with extract.reader_workers(threads) processes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()

@@ -1,15 +1,19 @@
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 import torch
 import zarr
 from PIL import Image
 
-from tileprobe.embed.extract import embed_slide
+from tests.support.slide_factory import position_image, write_aperio
+from tileprobe.embed.extract import embed_slide, model_batch
 from tileprobe.embed.load import load_backbone
 from tileprobe.embed.store import is_complete, load_layer, read_provenance
+from tileprobe.embed.views import make_views
+from tileprobe.slides.base import Slide, SlideError
 from tileprobe.slides.registry import open_slide
-from tileprobe.tiling.grid import tile_table
+from tileprobe.tiling.grid import tile_slide, tile_table
 from tileprobe.tiling.read import read_tile
 from tileprobe.tiling.table import read_tiles, write_tiles
 
@@ -134,7 +138,8 @@ def test_many_slides_load_the_model_once(tmp_path, slide, monkeypatch):
     assert load_layer(tmp_path / "a.zarr", "final").shape == (1, 6, 96)
 
 
-def test_a_job_killed_mid_slide_leaves_no_store(tmp_path, slide):
+@pytest.mark.parametrize("threads", [1, 2])  # 2: reader processes, stopped with the job
+def test_a_job_killed_mid_slide_leaves_no_store(tmp_path, slide, threads):
     from tileprobe.embed import registry as backbones
 
     @backbones.register_family("dies")
@@ -152,21 +157,88 @@ def test_a_job_killed_mid_slide_leaves_no_store(tmp_path, slide):
 
     try:
         with pytest.raises(KeyboardInterrupt):
-            embed_slide(slide, grid_table(tmp_path), TILE, {"model": "dies:x", "batch_size": 2}, tmp_path / "k.zarr")
+            embed_slide(slide, grid_table(tmp_path), TILE, {"model": "dies:x", "batch_size": 2}, tmp_path / "k.zarr",
+                        threads=threads)
     finally:
         backbones.unregister_family("dies")
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".zarr" or ".tmp" in p.name]
 
 
-def test_batches_go_to_the_model_pinned_and_channels_last(tmp_path, slide):
-    tiles, _ = read_tiles(grid_table(tmp_path))
-    from tileprobe.embed.extract import TileDataset, tile_loader
+def test_batches_go_to_the_model_tile_by_tile_with_their_views_and_channels_last():
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 3, TILE, TILE, 3), dtype=np.uint8)  # 4 tiles x 3 views
+    batch = model_batch(pixels, torch.device("cpu"))
+    assert batch.shape == (12, TILE, TILE, 3) and not batch.is_pinned()  # pinned only where a GPU copies it
+    np.testing.assert_array_equal(batch[2 * 3 + 1].numpy(), pixels[2, 1])  # tile 2, view 1
+    x = load_backbone(SPEC, TILE).preprocess(batch)
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.shape == (12, 3, TILE, TILE)
 
-    dataset = TileDataset(slide, tiles, TILE)
-    assert tile_loader(dataset, 4, 2, torch.device("cuda")).pin_memory  # pinned only where a GPU reads them
-    assert not tile_loader(dataset, 4, 2, torch.device("cpu")).pin_memory
-    x = load_backbone(SPEC, TILE).preprocess(next(iter(tile_loader(dataset, 4, 1, torch.device("cpu"))))[:, 0])
-    assert x.is_contiguous(memory_format=torch.channels_last) and x.shape == (4, 3, TILE, TILE)
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs CUDA")
+def test_batches_for_a_gpu_are_pinned():
+    assert model_batch(np.zeros((2, TILE, TILE, 3), np.uint8), torch.device("cuda")).is_pinned()
+
+
+@pytest.fixture(scope="module")
+def aperio(tmp_path_factory):
+    """A real Aperio-style pyramid, exact pixels (zlib), 0.25 µm/px; at 0.5 µm/px its tiles are 96-px squares
+    of level 0 resized to 48 px, 27 x 21 of them in two blocks of the block reader, side by side."""
+    path = tmp_path_factory.mktemp("aperio") / "slide.svs"
+    write_aperio(path, position_image(2600, 2100), mpp=0.25, compression="zlib")
+    with open_slide(path) as s:
+        tiles = tile_slide(s, {"tissue": "none", "thumbnail_px": 256, "mpp": 0.5, "tile_px": 48}).tiles
+    table = path.with_suffix(".parquet")
+    write_tiles(tiles, table, {})
+    return path, table
+
+
+def test_reader_processes_give_read_tile_pixels_and_their_views(tmp_path, aperio):
+    """threads: 2 reads through two reader processes, each batch cut from both blocks: view 0 of the store is
+    the backbone on `read_tile`'s pixels, view 1 on `make_views` of them seeded by the tile's row, as before."""
+    slide, table = aperio
+    out = tmp_path / "s.zarr"
+    embed_slide(slide, table, 48, SPEC, out, threads=2, views=2, view_seed=7)
+    tiles, _ = read_tiles(table)
+    with open_slide(slide) as s:
+        pixels = np.stack([read_tile(s, row, 48) for row in tiles.itertuples(index=False)])
+    views = np.stack([make_views(tile, 2, 7, i)[1] for i, tile in enumerate(pixels)])
+    backbone = load_backbone(SPEC, 48)
+    stored = load_layer(out, "final")
+    assert stored.shape == (2, len(tiles), 96) and len(tiles) == 27 * 21
+    for view, expected in enumerate((pixels, views)):
+        np.testing.assert_allclose(stored[view], backbone.embed(expected)["final"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(zarr.open_group(out, mode="r")["x"][...], tiles["x"])
+
+
+def test_extraction_reads_a_block_of_tiles_at_a_time(tmp_path, aperio, monkeypatch):
+    """One region read per block of neighbouring tiles, not one per tile (counted in-process: one thread on a
+    CPU reads in the job's own process)."""
+    from tileprobe.embed import extract
+
+    slide, table = aperio
+    with open_slide(slide) as s:
+        cls = type(s)
+    reads = []
+    for owner, name in ((Slide, "read_region"), (cls, "read_level")):
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda self, *a, real=real, name=name: reads.append(name) or real(self, *a))
+    extract.embed_slides([extract.SlideJob(slide, table, tmp_path / "s.zarr")], 48, SPEC, threads=1, device="cpu")
+    assert reads == ["read_level"] * 2  # 567 tiles, two blocks, TIFF tiles decoded straight from the pages
+
+
+def test_a_reader_process_error_reaches_the_user_with_its_own_message(tmp_path):
+    path = tmp_path / "damaged.svs"
+    write_aperio(path, position_image(1024, 768), mpp=0.25, compression="zlib")
+    with tifffile.TiffFile(path) as tif:  # zero one scanner tile of level 0: the slide opens, its pixels do not
+        offset, count = tif.pages[0].dataoffsets[5], tif.pages[0].databytecounts[5]
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\0" * count)
+    tiles = tmp_path / "tiles.parquet"
+    write_tiles(tile_table([0, 256], [0, 256], 0, 256, [1.0, 1.0]), tiles, {})  # the second on the zeroed tile
+    with pytest.raises(SlideError, match=r"^cannot read pixels of .*damaged\.svs.*the file may be damaged$") as err:
+        embed_slide(path, tiles, TILE, SPEC, tmp_path / "d.zarr", threads=2)
+    assert err.value.__cause__ is None and err.value.__suppress_context__  # no worker traceback to wade through
+    assert not (tmp_path / "d.zarr").exists()
 
 
 def test_embedding_caps_torch_and_blas_threads_and_restores_torch(tmp_path, slide, monkeypatch):

@@ -92,3 +92,20 @@ def test_whole_image_tiles_are_read_alone(tmp_path):
     assert len(blocks) == 1 and blocks[0].whole
     np.testing.assert_array_equal(read_all(TileReader(tmp_path / "w.png", tiles, 60)),
                                   expected(tmp_path / "w.png", tiles, 60))
+
+
+def tag_with_rows(rows, pixels):
+    """A transform: each tile beside a plane holding its row number (mod 256)."""
+    tags = np.broadcast_to((rows % 256).astype(np.uint8)[:, None, None, None], pixels.shape)
+    return np.stack([pixels, tags], axis=1)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_transform_runs_on_each_block_with_the_tiles_row_numbers(exact_svs, workers):
+    """What extraction makes its views with: run where the block is read, given each tile's row in the table."""
+    tiles = tiles_of(exact_svs, mpp=0.5, tile_px=64)
+    reader = TileReader(exact_svs, tiles, 64, workers=workers, block_px=300, transform=tag_with_rows)
+    got = read_all(reader, batch_size=50)
+    assert got.shape == (len(tiles), 2, 64, 64, 3)
+    np.testing.assert_array_equal(got[:, 0], expected(exact_svs, tiles, 64))
+    np.testing.assert_array_equal(got[:, 1, 0, 0, 0], np.arange(len(tiles)) % 256)

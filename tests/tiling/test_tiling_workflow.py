@@ -80,3 +80,34 @@ def test_slide_without_tiles_is_listed_in_the_tiling_manifest_and_the_report(tmp
     assert "blank" in (results / "report/summary.html").read_text()
     head_log = (results / "logs/head/tumor/noise/final/none/meanpool.log").read_text()
     assert "skipped 1 slide(s) with zero tiles" in head_log and "blank" in head_log
+
+
+def _jobs(workdir, config, target):
+    out = snakemake(workdir, "--configfile", str(config), "-n", "--cores", "1", target).stdout
+    return sorted(line.split("shard=")[1].strip() for line in out.splitlines() if "wildcards:" in line and "shard=" in line)
+
+
+def test_adding_images_to_a_collection_retiles_only_the_shards_they_land_in(tmp_path):
+    """Issue 13, point 1, through the real `snakemake`: 40 images in shards of at most 8; five more images
+    rerun only the shards that hold them (their names and members unchanged elsewhere)."""
+    from tests.support.tiny_project import write_config, write_images, write_sheet
+    from tileprobe.tiling.shards import assign_shards
+
+    rows = write_images(tmp_path / "data/images", n=45, size=24)
+    results = tmp_path / "results"
+    tiling = {"whole": {"mode": "whole", "tile_px": 32, "tissue": "none", "shard_size": 8}}
+    config = write_config(tmp_path / "config.yaml", write_sheet(tmp_path / "data", rows[:40]), results,
+                          tilings=tiling)
+    target = str(results / "tiling_manifest.parquet")
+    snakemake(tmp_path, "--configfile", str(config), "--cores", "2", target)
+    before = {s: set(images) for s, images in assign_shards([r["slide"] for r in rows[:40]], 8).items()}
+    assert {p.stem for p in (results / "tiles/whole").glob("shard_*.parquet")} == set(before)
+    assert len(before) >= 5
+
+    write_sheet(tmp_path / "data", rows)  # the same sheet, five more images
+    after = assign_shards([r["slide"] for r in rows], 8)
+    # A shard reruns only if its members changed: it received a new image, or it split because one overflowed it.
+    changed = sorted(s for s, images in after.items() if before.get(s) != set(images))
+    assert _jobs(tmp_path, config, target) == changed
+    kept = set(after) - set(changed)
+    assert kept and kept <= set(before)  # the rest of the collection is left as it was

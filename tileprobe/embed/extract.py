@@ -1,8 +1,12 @@
 """Extraction: read a slide's tiles straight from the image, embed them in batches, stream into a store.
 
-Tiles are never written to disk as images: a DataLoader's workers each open their own slide handle and call
-`tiling.read_tile`, the same function every other part of tileprobe reads pixels with, while the main process
-runs the backbone and appends each batch to the Zarr store.
+Tiles are never written to disk as images: `tiling.blocks.TileReader` reads them in worker processes, one per
+CPU of the job (`reader_workers`), each with its own slide handle: one read per block of neighbouring tiles,
+TIFF-based slides' tiles decoded straight from their pages, other formats through their reader (OpenSlide, ...),
+the tiles cut out and resized as `tiling.read_tile` (what every other part of tileprobe reads pixels with)
+does, to the same pixels (`tiling.blocks` names the one exception); image-space views are made there too.
+Meanwhile the main process runs the backbone on the job's torch threads and appends each batch to the Zarr
+store.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import datetime
 import logging
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 import tileprobe
@@ -28,77 +33,37 @@ from tileprobe.embed.views import make_views
 from tileprobe.embed.views import provenance as view_provenance
 from tileprobe.errors import TileprobeError
 from tileprobe.slides.registry import open_slide
-from tileprobe.tiling.read import read_tile
 from tileprobe.threads import limited_threads
+from tileprobe.tiling.blocks import TileReader
 from tileprobe.tiling.table import read_tiles
 
 log = logging.getLogger(__name__)
 
 
-class TileDataset(Dataset):
-    """Tiles of one slide as uint8 tensors (views, tile_px, tile_px, 3), in tile-table order.
+def reader_workers(threads: int, device: torch.device) -> int:
+    """Reader processes for a job of `threads` CPUs: one per CPU, beside the model's `threads` torch threads.
 
-    View 0 is the tile as read; further views are seeded image-space augmentations (`tileprobe.views`), made
-    here so that they are computed in the workers, beside the reading. The slide is opened on first use in
-    whichever process reads, so a forked or spawned worker never shares a file handle with its parent.
+    Reading costs a few percent of the forward pass on a CPU (resnet50 at 224 px), so the readers mostly wait
+    on their read-ahead and, being processes, overlap the model instead of pausing it. A CPU job of one thread
+    reads in its own process (0): measured on 2 cores, 1 reader process was no faster (pipeline / model-only
+    0.98 either way, benchmarks/scale_wsi.py --threads 1), and the job's one CPU stays one process. On a GPU the
+    CPU is free while the model runs, so even one thread reads in a process beside it.
     """
-
-    def __init__(self, slide_path: str | Path, tiles: pd.DataFrame, tile_px: int, mpp: float | None = None,
-                 views: int = 1, view_seed: int = 0):
-        self.slide_path = Path(slide_path)
-        self.rows = list(tiles[["x", "y", "level", "tile_px_level0"]].itertuples(index=False))
-        self.tile_px = int(tile_px)
-        self.mpp = mpp
-        self.views = int(views)
-        self.view_seed = int(view_seed)
-        self._slide = None
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        if self._slide is None:
-            self._slide = open_slide(self.slide_path, mpp=self.mpp)
-        tile = read_tile(self._slide, self.rows[index], self.tile_px)
-        stack = make_views(tile, self.views, self.view_seed, index) if self.views > 1 else tile[None]
-        return torch.from_numpy(np.require(stack, np.uint8, ["C_CONTIGUOUS", "WRITEABLE"]))
-
-    def close(self) -> None:
-        if self._slide is not None:
-            self._slide.close()
-            self._slide = None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_slide": None}  # handles do not travel to workers
+    threads = max(1, int(threads))
+    return threads if threads > 1 or device.type == "cuda" else 0
 
 
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # workers decode images; the model's threads belong to the main process
+def tile_views(views: int, seed: int, rows: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """uint8 (n, views, H, W, 3) for a block's tiles: view 0 the tile, then its seeded augmentations, each seeded
+    by the tile's row number in the table, so views depend neither on blocks nor on workers."""
+    return np.stack([make_views(tile, views, seed, int(row)) for row, tile in zip(rows, pixels)])
 
 
-def tile_loader(dataset: TileDataset, batch_size: int, threads: int, device: torch.device) -> DataLoader:
-    """Batches of tiles read by `threads - 1` workers while the main process runs the model."""
-    workers = max(0, int(threads) - 1)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=False,
-        num_workers=workers,
-        pin_memory=device.type == "cuda",
-        worker_init_fn=_worker_init if workers else None,
-        prefetch_factor=2 if workers else None,
-        persistent_workers=False,
-    )
-
-
-def worker_error(err: TileprobeError) -> TileprobeError:
-    """The error a DataLoader worker raised, with its own message: torch re-raises it in the main process with
-    the worker's whole traceback as the message, which would bury what the user has to fix."""
-    text = str(err)
-    marker = f"{type(err).__module__}.{type(err).__qualname__}: "
-    if "Original Traceback" not in text or marker not in text:
-        return err
-    return type(err)(text.rsplit(marker, 1)[1].strip())
+def model_batch(pixels: np.ndarray, device: torch.device) -> torch.Tensor:
+    """One model batch uint8 (n * views, H, W, 3) from the reader's (n, [views,] H, W, 3); pinned where a GPU
+    copies it, so the copy to the device does not wait on pageable memory."""
+    batch = torch.from_numpy(pixels.reshape(-1, *pixels.shape[-3:]))
+    return batch.pin_memory() if device.type == "cuda" else batch
 
 
 def store_attrs(provenance: dict, extra: dict | None, n_tiles: int) -> dict:
@@ -108,7 +73,7 @@ def store_attrs(provenance: dict, extra: dict | None, n_tiles: int) -> dict:
         **(extra or {}),
         "n_tiles": int(n_tiles),
         "tileprobe_version": tileprobe.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -165,7 +130,10 @@ def embed_slides(jobs: list[SlideJob], tile_px: int, backbone_spec: dict, thread
 
 def _embed(backbone: Backbone, job: SlideJob, tiles: pd.DataFrame, tile_px: int, threads: int, views: int,
            view_seed: int) -> Path:
-    dataset = TileDataset(job.slide_path, tiles, tile_px, job.mpp, views=views, view_seed=view_seed)
+    # Views are made in the reader's workers, beside the decoding.
+    transform = partial(tile_views, views, view_seed) if views > 1 else None
+    reader = TileReader(job.slide_path, tiles, tile_px, job.mpp, workers=reader_workers(threads, backbone.device),
+                        transform=transform)
     coords = {c: tiles[c].to_numpy(dtype="int64") for c in ("x", "y")}
     # Thread count changes float rounding (reduction order), so it belongs with what made the numbers.
     extra = {**view_provenance(views, view_seed), "torch_threads": torch.get_num_threads(),
@@ -175,27 +143,28 @@ def _embed(backbone: Backbone, job: SlideJob, tiles: pd.DataFrame, tile_px: int,
     batch_tiles = max(1, backbone.batch_size // views)
     name = Path(job.slide_path).name
     # In a log file (no terminal) a bar redrawn ten times a second is noise: update rarely there.
-    progress = tqdm(total=len(dataset), unit="tile", desc=name, file=sys.stderr,
+    progress = tqdm(total=len(reader), unit="tile", desc=name, file=sys.stderr,
                     mininterval=0.5 if sys.stderr.isatty() else 30.0)
     started = time.perf_counter()
     try:
-        with EmbeddingWriter(job.out_store, len(dataset), backbone.dims, n_views=views, coords=coords,
-                             attrs=attrs) as out:
-            start = 0
-            for batch in tile_loader(dataset, batch_tiles, threads, backbone.device):
-                b = len(batch)
-                # (b, views, H, W, 3) -> one model batch (b * views) -> per view (b, dim)
-                feats = backbone.embed(batch.flatten(0, 1))
+        # closing: a model error or Ctrl-C stops the reader's workers now, not when the traceback is freed
+        with EmbeddingWriter(job.out_store, len(reader), backbone.dims, n_views=views, coords=coords,
+                             attrs=attrs) as out, closing(reader.batches(batch_tiles)) as batches:
+            for start, pixels in batches:
+                b = len(pixels)
+                # (b, [views,] H, W, 3) -> one model batch (b * views) -> per view (b, dim)
+                feats = backbone.embed(model_batch(pixels, backbone.device))
                 for view in range(views):
                     out.write(view, start, {layer: a.reshape(b, views, -1)[:, view] for layer, a in feats.items()})
-                start += b
                 progress.update(b)
     except TileprobeError as err:
-        raise worker_error(err) from None
+        # A reader worker's error arrives as itself (concurrent.futures re-raises it) with the worker's
+        # traceback as its cause: the message names the file and the fix, the traceback would bury it.
+        raise err from None
     finally:
         progress.close()
-        dataset.close()
     seconds = time.perf_counter() - started
-    log.info("%s: %d tiles x %d view(s) with %s in %.1f s (%.1f tiles/s) on %s, %d thread(s)", name, len(tiles),
-             views, backbone.name, seconds, len(tiles) / max(seconds, 1e-9), backbone.device.type, threads)
+    log.info("%s: %d tiles x %d view(s) with %s in %.1f s (%.1f tiles/s) on %s, %d thread(s), %d reader(s)", name,
+             len(tiles), views, backbone.name, seconds, len(tiles) / max(seconds, 1e-9), backbone.device.type,
+             threads, reader.workers)
     return Path(job.out_store)

@@ -2,7 +2,7 @@
 
 View 0 is always the tile itself (heads train on it); views 1..K-1 are random augmentations whose parameters
 come from a generator seeded by (seed, tile index, view), so a view does not depend on batching, worker
-count or order: the same config gives the same pixels. Runs in the DataLoader workers, beside tile reading.
+count or order: the same config gives the same pixels. Runs in the readers' worker processes, beside tile reading.
 """
 
 from __future__ import annotations

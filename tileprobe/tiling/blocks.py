@@ -13,16 +13,22 @@ away (both round the level-0 origin down to a level pixel; OpenSlide interpolate
     reader = TileReader(slide_path, tiles, tile_px, mpp=None, workers=3)
     for start, pixels in reader.batches(batch_size):   # table order, contiguous: tiles[start : start + len]
         ...                                             # pixels: uint8 (n, tile_px, tile_px, 3)
+
+`transform(rows, pixels)`, if given, runs where the block was read (a worker) on each block's tiles and their
+row numbers in the table; extraction makes its augmented views there, beside the decoding. Workers are forked
+(spawned where there is no fork) and ignore Ctrl-C: the main process stops the pool; an error a worker raises
+reaches the caller as itself (`concurrent.futures` re-raises the worker's exception, message intact).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -61,16 +67,22 @@ def plan_blocks(tiles: pd.DataFrame, dimensions: tuple[int, int], level_downsamp
     return sorted(blocks, key=lambda b: b.rows[0])
 
 
+# (row numbers, uint8 (n, tile_px, tile_px, 3)) -> an array of n items; must pickle (a module-level function
+# or a functools.partial of one) where the reader has workers.
+Transform = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 class TileReader:
     """Tiles of one slide's tile table as uint8 arrays, read block by block, by `workers` processes (0: here)."""
 
     def __init__(self, slide_path: str | os.PathLike, tiles: pd.DataFrame, tile_px: int, mpp: float | None = None,
-                 workers: int = 0, block_px: int = BLOCK_PX):
+                 workers: int = 0, block_px: int = BLOCK_PX, transform: Transform | None = None):
         self.slide_path = Path(slide_path)
         self.tiles = tiles[["x", "y", "level", "tile_px_level0"]].reset_index(drop=True)
         self.tile_px = int(tile_px)
         self.mpp = mpp
         self.workers = max(0, int(workers))
+        self.transform = transform
         with open_slide(self.slide_path, mpp=mpp) as slide:  # a bad slide fails here, with its own message
             self.blocks = plan_blocks(self.tiles, slide.dimensions, slide.level_downsamples, block_px)
 
@@ -78,11 +90,12 @@ class TileReader:
         return len(self.tiles)
 
     def blocks_read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(row numbers, uint8 (n, tile_px, tile_px, 3)) per block, in plan order."""
+        """(row numbers, uint8 (n, tile_px, tile_px, 3), or what `transform` made of them) per block, in plan
+        order. With workers, up to 2 x workers blocks are read ahead while the caller works on earlier ones."""
         columns = {c: self.tiles[c].to_numpy() for c in self.tiles.columns}
         jobs = ((b, {c: v[b.rows] for c, v in columns.items()}) for b in self.blocks)
         if self.workers == 0:
-            _open_worker(self.slide_path, self.mpp, self.tile_px)
+            _open_worker(self.slide_path, self.mpp, self.tile_px, self.transform, worker=False)
             try:
                 for block, rows in jobs:
                     yield block.rows, _read_block(block, rows)
@@ -93,8 +106,9 @@ class TileReader:
         # skimage (seconds each). Workers open their own slide after the fork and use no OpenMP.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_open_worker,
-                                 initargs=(self.slide_path, self.mpp, self.tile_px)) as pool:
+        pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_open_worker,
+                                   initargs=(self.slide_path, self.mpp, self.tile_px, self.transform))
+        try:
             pending = []
             for job in jobs:
                 pending.append((job[0].rows, pool.submit(_read_block, *job)))
@@ -103,9 +117,13 @@ class TileReader:
                     yield rows, future.result()
             for rows, future in pending:
                 yield rows, future.result()
+        finally:
+            # An error, or a caller that stopped early: blocks not yet started are dropped, not read.
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def batches(self, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
-        """(start, uint8 (n, tile_px, tile_px, 3)) covering the table in order, `batch_size` tiles at a time."""
+        """(start, uint8 (n, tile_px, tile_px, 3), or `transform`'s items stacked) covering the table in order,
+        `batch_size` tiles at a time."""
         done: dict[int, np.ndarray] = {}
         start = 0
         for rows, pixels in self.blocks_read():
@@ -122,9 +140,12 @@ class TileReader:
 _worker: dict = {}
 
 
-def _open_worker(slide_path: Path, mpp, tile_px: int) -> None:
+def _open_worker(slide_path: Path, mpp, tile_px: int, transform: Transform | None = None, worker: bool = True
+                 ) -> None:
+    if worker:  # Ctrl-C reaches the whole process group: the main process handles it and shuts the pool down
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     slide = open_slide(slide_path, mpp=mpp)
-    _worker.update(slide=slide, tile_px=tile_px)
+    _worker.update(slide=slide, tile_px=tile_px, transform=transform)
 
 
 def _close_worker() -> None:
@@ -139,6 +160,12 @@ def level_pages(slide: Slide):
 
 
 def _read_block(block: Block, rows: dict) -> np.ndarray:
+    pixels = _read_pixels(block, rows)
+    transform = _worker["transform"]
+    return pixels if transform is None else transform(block.rows, pixels)
+
+
+def _read_pixels(block: Block, rows: dict) -> np.ndarray:
     slide, tile_px = _worker["slide"], _worker["tile_px"]
     n = len(block.rows)
     if block.whole:
