@@ -91,8 +91,9 @@ rule embed_from_batch:
 # A shard of images, one model load, one store: rows are the shard's readable images, its ids the `image` coord.
 rule embed_shard:
     input:
+        # Not the images themselves: the tile table depends on them already, and listing every image again
+        # per backbone doubled the files a dry run of a large collection has to check.
         tiles=PATHS.tiles("{tiling}", "{shard}"),
-        images=lambda wc: [image["path"] for image in shard_images(wc)],
     output:
         directory(PATHS.embeddings("{tiling}", "{backbone}", "{shard}")),
     params:

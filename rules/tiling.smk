@@ -58,7 +58,9 @@ rule tile:
 # Every image of a shard read once: its size, or its error (an unreadable image is flagged, not fatal).
 rule tile_shard:
     input:
-        images=lambda wc: [image["path"] for image in shard_images(wc)],
+        # Orders the job after whatever makes the sheet (rule demo_data makes the demo's images with it);
+        # ancient: editing the sheet reruns only the shards whose members change (params), not every shard.
+        sheet=ancient(SAMPLE_SHEET),
     output:
         tiles=PATHS.tiles("{tiling}", "{shard}"),
         qc=report(
@@ -68,6 +70,10 @@ rule tile_shard:
             subcategory="{tiling}",
             labels={"tiling": "{tiling}", "shard": "{shard}"},
         ),
+    # The images are params, not inputs: a shard reruns when its members change (params are a rerun trigger),
+    # and a dry run of 100,000 images does not stat each one (that alone took most of a minute). A missing or
+    # damaged image is the job's to flag, not the DAG's to refuse. An image edited in place keeps its shard:
+    # force its table (README).
     params:
         images=shard_images,
         tiling=lambda wc: TILINGS[wc.tiling],

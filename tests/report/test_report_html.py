@@ -120,13 +120,15 @@ def test_snakemake_report_renders_every_figure_in_headless_chromium(demo_run, tm
     figures = {path.rsplit("/", 1)[-1].removesuffix(".png"): info for path, info in seen["results"].items()
                if path.endswith(".png") and "/report/figures/" in path}
     assert sorted(figures) == sorted(FIGURES)
-    # Every tiled slide's QC picture is linked from the report too, under its tiling.
+    # Every QC picture is linked from the report too, under its tiling: one per slide, one contact sheet per shard.
     slides = pd.read_parquet(demo_run / "results/tiling_manifest.parquet")
+    units = slides.assign(unit=slides["shard"].fillna(slides["slide"]))[["tiling", "unit"]].drop_duplicates()
+    assert slides["shard"].notna().any() and len(units) < len(slides)
     qc = {path.split("/qc/", 1)[1]: info for path, info in seen["results"].items() if "/qc/" in path}
-    assert sorted(qc) == sorted(f"{t}/{s}.png" for t, s in zip(slides["tiling"], slides["slide"]))
+    assert sorted(qc) == sorted(f"{t}/{u}.png" for t, u in zip(units["tiling"], units["unit"]))
     by_tiling = seen["categories"]["5. Quality control"]
     assert {t: sorted(paths) for t, paths in by_tiling.items() if t != "Other"} == {
-        t: sorted(f"results/qc/{t}/{s}.png" for s in group["slide"]) for t, group in slides.groupby("tiling")}
+        t: sorted(f"results/qc/{t}/{u}.png" for u in group["unit"]) for t, group in units.groupby("tiling")}
     for name, info in {**figures, **qc}.items():
         assert info["width"] > 200 and info["height"] > 100, (name, info)  # decoded and shown by the browser
         assert info["caption"], name

@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tileprobe.slides.base import Slide
+from tileprobe.errors import TileprobeError
+from tileprobe.slides.base import Slide, SlideError
 from tileprobe.slides.registry import open_slide
 from tileprobe.tiling.read import read_tile, resize_tile
 
@@ -160,7 +161,15 @@ def level_pages(slide: Slide):
 
 
 def _read_block(block: Block, rows: dict) -> np.ndarray:
-    pixels = _read_pixels(block, rows)
+    try:
+        pixels = _read_pixels(block, rows)
+    except TileprobeError as err:
+        # A fresh error with the same message: the original's cause may be a codec's exception that cannot be
+        # rebuilt in the parent (imagecodecs' DeflateError), which would break the pool instead of reporting.
+        raise type(err)(str(err)) from None
+    except Exception as err:  # noqa: BLE001 -- anything a reader library raises reaches the user named
+        raise SlideError(f"cannot read tiles of {_worker['slide'].path}: {type(err).__name__}: {err}; the file "
+                         "may be damaged") from None
     transform = _worker["transform"]
     return pixels if transform is None else transform(block.rows, pixels)
 
