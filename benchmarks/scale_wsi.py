@@ -34,11 +34,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.slide_factory import write_aperio
+from benchmarks.tile_read import make_slide, plain_loop  # the same slide and per-tile loop as tile_read.py
 from tileprobe.embed import extract
 from tileprobe.embed.extract import SlideJob, embed_slides, model_batch
 from tileprobe.embed.load import load_backbone
@@ -46,26 +45,9 @@ from tileprobe.slides.registry import open_slide
 from tileprobe.threads import limited_threads
 from tileprobe.tiling.blocks import TileReader
 from tileprobe.tiling.grid import tile_slide
-from tileprobe.tiling.read import read_tile
 from tileprobe.tiling.table import write_tiles
 
 TILING = {"mpp": 0.5, "tile_px": 224, "tissue": "none"}
-
-
-def make_slide(path: Path, width: int, height: int) -> None:
-    """Smooth random texture (JPEG's cost depends on content; white glass would flatter every reader)."""
-    rng = np.random.default_rng(0)
-    coarse = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8)
-    image = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR))
-    write_aperio(path, image, mpp=0.25, downsamples=(1, 4, 16), compression="jpeg")
-
-
-def per_tile_loop(path: Path, tiles, tile_px: int) -> float:
-    started = time.perf_counter()
-    with open_slide(path) as slide:
-        for row in tiles.itertuples():
-            read_tile(slide, row, tile_px)
-    return len(tiles) / (time.perf_counter() - started)
 
 
 def block_reader(path: Path, tiles, tile_px: int, workers: int, batch_size: int) -> float:
@@ -141,7 +123,7 @@ def measure(width: int = 7168, height: int = 5376, tiles: int | None = None, rep
             # (b) reading alone, one process
             per_tile, block = [], []
             for _ in range(read_repeats):
-                per_tile.append(per_tile_loop(slide, table_df, tile_px))
+                per_tile.append(plain_loop(slide, table_df, tile_px))
                 block.append(block_reader(slide, table_df, tile_px, 0, batch_size))
             read_ratios = [b / p for b, p in zip(block, per_tile)]
 

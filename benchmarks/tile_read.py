@@ -35,10 +35,11 @@ from tileprobe.tiling.grid import tile_slide
 from tileprobe.tiling.read import read_tile  # noqa: E402
 
 
-def make_slide(path: Path, side: int) -> None:
+def make_slide(path: Path, side: int, height: int | None = None) -> None:
     rng = np.random.default_rng(0)
-    coarse = rng.integers(0, 255, (side // 8, side // 8, 3), dtype=np.uint8)
-    image = np.asarray(Image.fromarray(coarse).resize((side, side), Image.Resampling.BILINEAR))
+    width, height = side, height or side  # square unless a height is given
+    coarse = rng.integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8)
+    image = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BILINEAR))
     write_aperio(path, image, mpp=0.25, downsamples=(1, 4, 16), compression="jpeg")
 
 
