@@ -164,14 +164,17 @@ def _read_block(block: Block, rows: dict) -> np.ndarray:
     try:
         pixels = _read_pixels(block, rows)
     except TileprobeError as err:
-        # A fresh error with the same message: the original's cause may be a codec's exception that cannot be
-        # rebuilt in the parent (imagecodecs' DeflateError), which would break the pool instead of reporting.
-        raise type(err)(str(err)) from None
+        kind, message = type(err), str(err)
     except Exception as err:  # noqa: BLE001 -- anything a reader library raises reaches the user named
-        raise SlideError(f"cannot read tiles of {_worker['slide'].path}: {type(err).__name__}: {err}; the file "
-                         "may be damaged") from None
-    transform = _worker["transform"]
-    return pixels if transform is None else transform(block.rows, pixels)
+        kind = SlideError
+        message = f"cannot read tiles of {_worker['slide'].path}: {type(err).__name__}: {err}; the file may be damaged"
+    else:
+        transform = _worker["transform"]
+        return pixels if transform is None else transform(block.rows, pixels)
+    # A fresh error raised outside the handler, so that it carries no cause or context: once tblib's pickling is
+    # installed (distributed does so) the chain travels too, and a codec's exception that cannot be rebuilt in
+    # the parent (imagecodecs' DeflateError) would break the pool instead of reporting.
+    raise kind(message)
 
 
 def _read_pixels(block: Block, rows: dict) -> np.ndarray:
