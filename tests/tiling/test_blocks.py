@@ -109,3 +109,40 @@ def test_a_transform_runs_on_each_block_with_the_tiles_row_numbers(exact_svs, wo
     assert got.shape == (len(tiles), 2, 64, 64, 3)
     np.testing.assert_array_equal(got[:, 0], expected(exact_svs, tiles, 64))
     np.testing.assert_array_equal(got[:, 1, 0, 0, 0], np.arange(len(tiles)) % 256)
+
+
+def test_workers_die_with_a_main_process_killed_by_sigkill(exact_svs, tmp_path):
+    """A job killed with SIGKILL (OOM killer, time limit) cannot stop its pool: its readers must not live on,
+    holding the job's output pipe open (snakemake then waits for them forever)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, sys, time, multiprocessing as mp; from tileprobe.tiling.blocks import TileReader; "
+        "from tests.tiling.test_blocks import tiles_of; "
+        "path = sys.argv[1]; reader = TileReader(path, tiles_of(path, mpp=0.5, tile_px=64), 64, workers=2, "
+        "block_px=300); batches = reader.batches(10); next(batches); "
+        "print(*[p.pid for p in mp.active_children()], flush=True); time.sleep(120)"
+    )
+    main = subprocess.Popen([sys.executable, "-c", code, str(exact_svs)], stdout=subprocess.PIPE, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    workers = [int(p) for p in main.stdout.readline().split()]
+    assert len(workers) == 2
+    os.kill(main.pid, signal.SIGKILL)
+    main.wait()
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # an exited child not yet reaped by init is gone too
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in workers)

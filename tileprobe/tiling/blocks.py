@@ -16,15 +16,19 @@ away (both round the level-0 origin down to a level pixel; OpenSlide interpolate
 
 `transform(rows, pixels)`, if given, runs where the block was read (a worker) on each block's tiles and their
 row numbers in the table; extraction makes its augmented views there, beside the decoding. Workers are forked
-(spawned where there is no fork) and ignore Ctrl-C: the main process stops the pool; an error a worker raises
-reaches the caller as itself (`concurrent.futures` re-raises the worker's exception, message intact).
+(spawned where there is no fork), ignore Ctrl-C (the main process stops the pool) and die with the main process
+however it dies; an error a worker raises reaches the caller with its own message, as a plain error.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -108,7 +112,7 @@ class TileReader:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
         pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_open_worker,
-                                   initargs=(self.slide_path, self.mpp, self.tile_px, self.transform))
+                                   initargs=(self.slide_path, self.mpp, self.tile_px, self.transform, os.getpid()))
         try:
             pending = []
             for job in jobs:
@@ -141,12 +145,31 @@ class TileReader:
 _worker: dict = {}
 
 
-def _open_worker(slide_path: Path, mpp, tile_px: int, transform: Transform | None = None, worker: bool = True
-                 ) -> None:
+def _open_worker(slide_path: Path, mpp, tile_px: int, transform: Transform | None = None,
+                 parent: int | None = None, worker: bool = True) -> None:
     if worker:  # Ctrl-C reaches the whole process group: the main process handles it and shuts the pool down
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with(parent)
     slide = open_slide(slide_path, mpp=mpp)
     _worker.update(slide=slide, tile_px=tile_px, transform=transform)
+
+
+def _die_with(parent: int | None) -> None:
+    """End this worker when the job's main process dies, however it dies. A job killed with SIGKILL (the OOM
+    killer, a cluster's time limit) cannot shut its pool down; its workers, blocked on a queue whose write end
+    they hold themselves, would live on, keep the job's output pipe open and hang whoever waits for it."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent is not None and os.getppid() != parent:  # it died before the line above took effect
+        os._exit(1)
+    if not sys.platform.startswith("linux") and parent is not None:  # no death signal: watch for re-parenting
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(1)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
 
 
 def _close_worker() -> None:
