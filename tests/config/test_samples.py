@@ -47,7 +47,7 @@ def test_missing_label_column_lists_alternatives(tmp_path):
 def test_bad_id_and_bad_mpp(tmp_path):
     with pytest.raises(SampleSheetError, match=r"line 2: slide id 's 1'"):
         read_samples(_sheet(tmp_path, ["s 1\ta.tiff\tp1\t\tyes", "s2\tb.tiff\tp\t\tno"]), TASKS)
-    with pytest.raises(SampleSheetError, match=r"line 3: mpp 'fast' is not a positive number"):
+    with pytest.raises(SampleSheetError, match=r"line 3 \(s2\): mpp 'fast' is not a number"):
         read_samples(_sheet(tmp_path, ["s1\ta.tiff\tp1\t\tyes", "s2\tb.tiff\tp\tfast\tno"]), TASKS)
 
 
@@ -68,3 +68,35 @@ def test_manifest_round_trip(tmp_path):
     write_manifest(sheet, tmp_path / "manifest.parquet")
     back = pd.read_parquet(tmp_path / "manifest.parquet")
     assert list(back["slide"]) == ["s1", "s2"] and back["mpp"].iloc[0] == 0.5
+
+
+@pytest.mark.parametrize("mpp", ["1e6", "0", "-0.5", "0.01", "250"])
+def test_absurd_mpp_names_slide_and_plausible_range(tmp_path, mpp):
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\t0.25\tyes", f"s2\tb.tiff\tp2\t{mpp}\tno"])
+    with pytest.raises(SampleSheetError) as err:
+        read_samples(path, TASKS)
+    assert str(path) in str(err.value) and "line 3 (s2): mpp" in str(err.value)
+    assert "0.05-100 µm/px" in str(err.value)
+
+
+def test_empty_sheet_file_is_named_and_says_what_to_write(tmp_path):
+    path = tmp_path / "samples.tsv"
+    path.write_bytes(b"")
+    with pytest.raises(SampleSheetError, match=r"samples\.tsv is empty; .*\(`slide`, `path`"):
+        read_samples(path, TASKS)
+
+
+def test_header_without_rows_says_so(tmp_path):
+    path = _sheet(tmp_path, [])
+    with pytest.raises(SampleSheetError, match=r"samples\.tsv:\n  - it has no rows"):
+        read_samples(path, TASKS)
+
+
+def test_missing_label_words_are_missing_and_counted(tmp_path):
+    # read_csv keeps these as strings (keep_default_na=False), so they used to become classes of their own.
+    words = ["NaN", "NA", "n/a", "N/A", "nan", "null", " None "]
+    rows = ["s1\ta.tiff\tp1\t\tyes", "s2\tb.tiff\tp2\t\tno", "s3\ta.tiff\tp3\t\t"]
+    rows += [f"w{i}\ta.tiff\tq{i}\t\t{w}" for i, w in enumerate(words)]
+    with pytest.warns(UserWarning, match=r"samples\.tsv: column `tumor`: 7 row\(s\) .*8 row\(s\) of 10"):
+        sheet = read_samples(_sheet(tmp_path, rows), TASKS)
+    assert sheet["tumor"].isna().sum() == 8 and sorted(sheet["tumor"].dropna().unique()) == ["no", "yes"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +22,10 @@ from tileprobe.errors import TileprobeError
 SLIDE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 PATH_COLUMNS = ("path", "annotations")
 RESERVED = ("slide", "path", "patient", "mpp", "annotations", "group")
+# µm/px from a 200x scan to a coarse overview; outside it is a typo or a unit mix-up (nm, mm, px/µm).
+MPP_RANGE = (0.05, 100.0)
+# Words spreadsheets and R/pandas exports write for "no value"; in a label column they mean unlabelled, not a class.
+MISSING_WORDS = {"nan", "na", "n/a", "null", "none"}
 
 
 class SampleSheetError(TileprobeError):
@@ -39,12 +44,16 @@ def _fail(sheet_path, problems: list[str], fix: str) -> None:
 
 
 def parse_sheet(sheet_path: str | os.PathLike) -> pd.DataFrame:
-    """Read the TSV as strings; empty cells become missing values (`NA` stays a label)."""
+    """Read the TSV as strings; empty cells become missing values (label words like `NA` are handled in check_sheet)."""
     sheet_path = Path(sheet_path)
     if not sheet_path.is_file():
         raise SampleSheetError(f"sample sheet not found: {sheet_path}; set `samples` in the config to a TSV file.")
     try:
         sheet = pd.read_csv(sheet_path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:  # pandas' own message does not name the file
+        raise SampleSheetError(f"sample sheet {sheet_path} is empty; write a header line of tab-separated column "
+                               "names (`slide`, `path`, then any optional and label columns) and one row per "
+                               "slide.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise SampleSheetError(f"sample sheet {sheet_path} is not a readable TSV: {err}") from None
     sheet.columns = [c.strip() for c in sheet.columns]
@@ -67,8 +76,11 @@ def check_sheet(
     if missing_columns:
         _fail(sheet_path, [f"missing column(s) {', '.join(missing_columns)}; found: {', '.join(sheet.columns)}"],
               "The first line must name the columns, tab-separated; `slide` and `path` are required.")
+    if sheet.empty:  # otherwise the first complaint would be a task's "fewer than two classes: []"
+        _fail(sheet_path, ["it has no rows, only a header"], "Add one row per slide under the header.")
     # Blank cells mean "missing", whether the sheet came from a TSV or was built in memory.
     sheet = sheet.replace(r"^\s*$", None, regex=True)
+    _missing_label_words(sheet, sheet_path)
     problems = []
     for i, slide in sheet["slide"].items():
         if pd.isna(slide) or not SLIDE_ID.match(str(slide)):
@@ -98,8 +110,10 @@ def check_sheet(
 
     if "mpp" in sheet.columns:
         numbers = pd.to_numeric(sheet["mpp"], errors="coerce")
-        bad = [f"line {_line(i)}: mpp {v!r} is not a positive number" for i, v in sheet["mpp"].items()
-               if pd.notna(v) and not (numbers[i] > 0)]
+        low, high = MPP_RANGE
+        bad = [f"line {_line(i)} ({sheet.at[i, 'slide']}): mpp {v!r} is "
+               + ("not a number" if pd.isna(numbers[i]) else f"outside the plausible range {low:g}-{high:g} µm/px")
+               for i, v in sheet["mpp"].items() if pd.notna(v) and not (low <= numbers[i] <= high)]
         if bad:
             _fail(sheet_path, bad, "`mpp` is microns per pixel, e.g. 0.25 for a 40x scan; leave it empty to use the file's.")
         sheet["mpp"] = numbers
@@ -112,6 +126,18 @@ def check_sheet(
 
     _check_task_columns(sheet, sheet_path, tasks)
     return sheet.set_index("slide", drop=False).rename_axis(None)
+
+
+def _missing_label_words(sheet: pd.DataFrame, sheet_path) -> None:
+    """Turn `NA`, `n/a`, `None`... in label columns into missing values, in place, and say how many rows that drops."""
+    for column in [c for c in sheet.columns if c not in RESERVED]:
+        words = sheet[column].astype("string").str.strip().str.lower().isin(MISSING_WORDS).fillna(False)
+        if words.any():
+            sheet.loc[words, column] = None
+            unlabelled = int(sheet[column].isna().sum())
+            warnings.warn(f"sample sheet {sheet_path}: column `{column}`: {int(words.sum())} row(s) say NA, n/a, None "
+                          f"or similar, read as missing labels; {unlabelled} row(s) of {len(sheet)} have no "
+                          f"`{column}` label and are left out of its tasks. Fill them in if they are known.")
 
 
 def _check_task_columns(sheet: pd.DataFrame, sheet_path, tasks: dict) -> None:
