@@ -12,8 +12,13 @@ min_version("9.0")
 
 
 # Snakemake deep-merges a `configfile:` directive with --configfile, which would graft the demo's tasks onto a
-# user's config; so the demo config is only the fallback when no config with tasks was given.
-if "tasks" not in config:
+# user's config; so the demo config is only the fallback when no config file is given (--config still applies on
+# top of it), and a given config file must be complete on its own.
+if workflow.overwrite_configfiles:
+    from tileprobe.config.check import check_given_config
+
+    check_given_config(config, workflow.overwrite_configfiles)
+else:
     from snakemake.utils import update_config
     import yaml
 

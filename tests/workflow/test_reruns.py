@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.support.runner import snakemake
+from tests.support.runner import ROOT, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -23,9 +23,10 @@ def planned(workdir, *args):
 
 
 def _overlay(tmp_path, text):
+    """The demo config with `text` merged over it (a config file alone must be complete: it gets no demo)."""
     path = tmp_path / "change.yaml"
     path.write_text(text)
-    return ["--configfile", str(path)]
+    return ["--configfile", str(ROOT / "config" / "config.yaml"), str(path)]
 
 
 def _slides(results, kind, *parts):

@@ -56,3 +56,14 @@ def test_duplicated_slide_id_stops_before_any_job(tmp_path):
     rows = GOOD_ROWS[:2] + ["a\timages/c.png\tp3\t\tno\ts1"]
     output = _run_fails(tmp_path, _config(tmp_path, _sheet(tmp_path, rows)))
     assert "slide id 'a' appears more than once" in output
+
+
+def test_config_without_tasks_stops_instead_of_running_the_demo(tmp_path):
+    # Issue 14: a user's --configfile without `tasks` inherited the demo's tasks and `demo` key (118 jobs, exit 0).
+    config = tmp_path / "my.yaml"
+    config.write_text(yaml.safe_dump({"samples": str(_sheet(tmp_path, GOOD_ROWS))}))
+    result = snakemake(tmp_path, "--configfile", str(config), "-n", "--cores", "1", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert str(config) in output and "`tasks`" in output and "config/examples/wsi.yaml" in output
+    assert "demo_data" not in output, "the demo was planned"

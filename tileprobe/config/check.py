@@ -86,6 +86,24 @@ def check_schema(config: dict) -> dict:
     return config
 
 
+def check_given_config(config: dict[str, Any], files) -> None:
+    """A config given with --configfile must be complete on its own: the built-in demo fills in nothing.
+
+    Without this, a config lacking `tasks` would silently run the demo's tasks on the demo's images (the
+    Snakefile merges the demo config only when no config file is given). Names the files and the missing keys.
+    """
+    missing = [key for key in load_schema("config")["required"] if key not in config]
+    if "samples" not in config and "demo" not in config:
+        missing.append("samples")
+    if missing:
+        keys = ", ".join(f"`{key}`" for key in missing)
+        names = ", ".join(str(f) for f in files)
+        raise ConfigError(
+            f"config file {names} has no {keys}; the built-in demo is used only when no config file is given. "
+            "Add the missing keys (copy config/examples/wsi.yaml, or ish.yaml for image collections, and edit it)."
+        )
+
+
 def _check_names(kind: str, where: str, names, known) -> None:
     unknown = [n for n in names if n not in known]
     if unknown:
