@@ -11,6 +11,7 @@ from tileprobe.embed.store import (
     load_layer,
     open_embeddings,
     read_provenance,
+    sample_features,
 )
 from tileprobe.jsonable import jsonable
 
@@ -126,6 +127,23 @@ def test_open_embeddings_concatenates_lazily(tmp_path):
     np.testing.assert_array_equal(ds["tile_index"].values, [0, 1, 2, 3, 4, 0, 1, 2])
     np.testing.assert_array_equal(ds["final"].values[:, 5:], data_b["final"])
     assert ds.attrs["model"] == "m"
+
+
+def test_corrupted_chunk_names_the_store_and_array_and_the_fix(tmp_path):
+    # Issue 14: numcodecs' bare "Zstd decompression error: invalid input data" named no store.
+    good, bad = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    write_store(good, seed=1)
+    write_store(bad, seed=2)
+    chunk = next(f for f in (bad / "final" / "c").rglob("*") if f.is_file())
+    chunk.write_bytes(b"not zstd" * 16)
+    ds = open_embeddings({"A": good, "B": bad}, "final")  # lazy: the error comes when the rows are read
+    for read in (lambda: load_layer(bad, "final"), lambda: sample_features(ds, "final")):
+        with pytest.raises(StoreError) as caught:
+            read()
+        message = str(caught.value)
+        assert str(bad) in message and "'final'" in message
+        assert f"delete {bad} and rerun snakemake" in message
+        assert str(good) not in message
 
 
 def test_open_embeddings_refuses_mixed_backbones(tmp_path):

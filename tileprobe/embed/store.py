@@ -241,6 +241,30 @@ def layers(path: str | Path) -> list[str]:
     return sorted(name for name, arr in group.arrays() if _is_layer(arr))
 
 
+# What zarr and its codecs raise for a chunk whose bytes do not decode (a truncated or overwritten file).
+DECODE_ERRORS = (RuntimeError, ValueError)
+
+
+def _read(arr: zarr.Array, path: str | Path, key=Ellipsis) -> np.ndarray:
+    """`arr[key]`, a chunk that does not decode raised as a StoreError that names the store and the array."""
+    try:
+        return arr[key]
+    except DECODE_ERRORS as exc:
+        raise StoreError(f"{path}: array {arr.basename!r} cannot be read, a chunk is damaged ({exc}); "
+                         f"delete {path} and rerun snakemake to recompute it") from exc
+
+
+class _CheckedArray:
+    """A zarr array for dask.array.from_array whose chunk reads go through `_read` (they run at compute time)."""
+
+    def __init__(self, arr: zarr.Array, path: str | Path):
+        self.arr, self.path = arr, str(path)
+        self.shape, self.dtype, self.ndim = arr.shape, arr.dtype, arr.ndim
+
+    def __getitem__(self, key):
+        return _read(self.arr, self.path, key)
+
+
 def _layer_array(group: zarr.Group, path: str | Path, layer: str) -> zarr.Array:
     names = layers(path)
     if layer not in names:
@@ -251,7 +275,7 @@ def _layer_array(group: zarr.Group, path: str | Path, layer: str) -> zarr.Array:
 def load_layer(path: str | Path, layer: str) -> np.ndarray:
     """One layer in memory: float array (views, tiles, dim)."""
     group = complete_group(path)
-    return _layer_array(group, path, layer)[...]
+    return _read(_layer_array(group, path, layer), path)
 
 
 def is_shard(group: zarr.Group) -> bool:
@@ -264,7 +288,7 @@ def store_images(path: str | Path) -> list[str]:
     group = complete_group(path)
     if not is_shard(group):
         raise StoreError(f"{path}: a slide's store, not a shard of images")
-    return group["image"][...].astype(object).tolist()
+    return _read(group["image"], path).astype(object).tolist()
 
 
 def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFrame | None = None,
@@ -282,6 +306,7 @@ def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFra
     """
     import dask.array as da
     import xarray as xr
+    from dask.base import tokenize
 
     if not stores:
         raise StoreError("open_embeddings got no stores; check the task selects at least one slide")
@@ -293,15 +318,16 @@ def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFra
         reference = _check_same_backbone(reference, name, path, attrs)
         n = arr.shape[1]
         if is_shard(group):
-            ids = group["image"][...].astype(object)
+            ids = _read(group["image"], path).astype(object)
             columns.append(pd.DataFrame({"slide": ids, "tile_index": 0, "x": 0, "y": 0, "store": name}))
             samples.extend(ids.tolist())
             unreadable.update(attrs.get("unreadable") or {})
         else:
-            xy = {c: group[c][...] if c in group else np.zeros(n, np.int64) for c in ("x", "y")}
+            xy = {c: _read(group[c], path) if c in group else np.zeros(n, np.int64) for c in ("x", "y")}
             columns.append(pd.DataFrame({"slide": name, "tile_index": np.arange(n), **xy, "store": name}))
             samples.append(name)
-        parts.append(da.from_zarr(arr))
+        # As da.from_zarr, but a damaged chunk, read at compute time, names its store.
+        parts.append(da.from_array(_CheckedArray(arr, path), arr.chunks, name=f"from-zarr-{tokenize(arr)}"))
     dims = {p.shape[2] for p in parts}
     if len(dims) > 1:
         raise StoreError(f"stores for layer {layer!r} have different widths {sorted(dims)}; re-embed them alike")
