@@ -156,7 +156,7 @@ def part_dry_run_images(work: Path, n: int) -> dict:
         sources = sorted((work / "few/images").glob("*.png"))
     sheet = link_sheet(work / "many/images", sources, n, "img", "colour")
     config = collection_config(work / "many/config.yaml", sheet, work / "many/results", tile_px=128)
-    seconds, peak, result = run(snakemake_args(work / "many", config, "-n", "--cores", "2", "--quiet"), work)
+    seconds, peak, result = run(snakemake_args(work / "many", config, "-n", "--cores", "2", "--quiet", "rules"), work)
     return {"images": n, "seconds": round(seconds, 1), "peak_gb": round(peak / 2**30, 2),
             "jobs": job_count(result.stdout + result.stderr), "targets": {"seconds": 20, "peak_gb": 1.5}}
 
@@ -180,7 +180,7 @@ def part_dry_run_slides(work: Path, n: int) -> dict:
     }
     path = work / "cohort/config.yaml"
     path.write_text(yaml.safe_dump(config))
-    seconds, peak, result = run(snakemake_args(work / "cohort", path, "-n", "--cores", "2", "--quiet"), work)
+    seconds, peak, result = run(snakemake_args(work / "cohort", path, "-n", "--cores", "2", "--quiet", "rules"), work)
     return {"slides": n, "seconds": round(seconds, 1), "peak_gb": round(peak / 2**30, 2),
             "jobs": job_count(result.stdout + result.stderr), "targets": {"seconds": 60, "peak_gb": 2.0}}
 
