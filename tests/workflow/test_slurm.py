@@ -82,10 +82,12 @@ def test_demo_on_slurm_equals_a_local_run(tmp_path, partition):
                     *heads, timeout=1800)
     log = run.stdout + run.stderr
     assert "SLURM run ID" in log, log[-3000:]
-    # Grouped: the embedding jobs went to SLURM in fewer submissions than there were jobs.
-    embeds = len(list((cluster / "results/embeddings").glob("*/resnet18/*.zarr")))
+    # Batched (the profile's slides_per_job=8): the slides' stores came from fewer SLURM jobs than there are slides,
+    # each loading the model once, and still land one store per slide.
+    slides = len(list((cluster / "results/embeddings/wsi/resnet18").glob("*.zarr")))
     submitted = re.findall(r"submitted with SLURM jobid \d+ \(log: \S*/slurm_logs/(\w+?)/", log)
-    assert embeds > 6 and 0 < submitted.count("group_embed_embed") < embeds, submitted
+    assert slides == 6 and 0 < submitted.count("rule_embed_batch") < slides, submitted
+    assert "rule_embed" not in submitted and "group_embed_embed" not in submitted, submitted
 
     a, b = local / "results", cluster / "results"
     tiles = sorted(p.relative_to(a) for p in a.glob("tiles/*/*.parquet"))
