@@ -100,7 +100,7 @@ class TileReader:
         columns = {c: self.tiles[c].to_numpy() for c in self.tiles.columns}
         jobs = ((b, {c: v[b.rows] for c, v in columns.items()}) for b in self.blocks)
         if self.workers == 0:
-            _open_worker(self.slide_path, self.mpp, self.tile_px, self.transform, worker=False)
+            _open_worker(self.slide_path, self.mpp, self.tile_px, self.transform)
             try:
                 for block, rows in jobs:
                     yield block.rows, _read_block(block, rows)
@@ -146,30 +146,32 @@ _worker: dict = {}
 
 
 def _open_worker(slide_path: Path, mpp, tile_px: int, transform: Transform | None = None,
-                 parent: int | None = None, worker: bool = True) -> None:
-    if worker:  # Ctrl-C reaches the whole process group: the main process handles it and shuts the pool down
+                 parent: int | None = None) -> None:
+    """Open the slide where blocks are read: a worker process (`parent`: the main process's pid) or, without
+    a parent, the main process itself."""
+    if parent is not None:  # Ctrl-C reaches the whole process group: the main process shuts the pool down
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         _die_with(parent)
     slide = open_slide(slide_path, mpp=mpp)
     _worker.update(slide=slide, tile_px=tile_px, transform=transform)
 
 
-def _die_with(parent: int | None) -> None:
+def _die_with(parent: int) -> None:
     """End this worker when the job's main process dies, however it dies. A job killed with SIGKILL (the OOM
     killer, a cluster's time limit) cannot shut its pool down; its workers, blocked on a queue whose write end
     they hold themselves, would live on, keep the job's output pipe open and hang whoever waits for it."""
     if sys.platform.startswith("linux"):
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if parent is not None and os.getppid() != parent:  # it died before the line above took effect
-        os._exit(1)
-    if not sys.platform.startswith("linux") and parent is not None:  # no death signal: watch for re-parenting
+    else:  # no death signal: watch for re-parenting
         def watch():
             while os.getppid() == parent:
                 time.sleep(1)
             os._exit(1)
 
         threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # it died before the lines above took effect
+        os._exit(1)
 
 
 def _close_worker() -> None:
