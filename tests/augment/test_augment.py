@@ -70,6 +70,19 @@ def test_dropout_zeroes_about_p_and_keeps_the_mean(stores, tmp_path):
     assert not np.array_equal(zero[0], zero[1])  # copies differ from one another
 
 
+def test_a_damaged_chunk_names_its_store_and_loses_no_finished_output(stores, tmp_path):
+    """Augmenting is often the first job to read a store: a chunk that does not decode names the store and the
+    fix there too, not numcodecs' bare message, and no half-written augmented store is left."""
+    from tileprobe.embed.store import StoreError
+
+    paths, _ = stores
+    chunk = next(f for f in (paths["b"] / "final" / "c" / "0").rglob("*") if f.is_file())  # view 0: dropout reads it
+    chunk.write_bytes(b"not zstd" * 16)
+    with pytest.raises(StoreError, match=rf"{paths['b']}: array 'final' cannot be read.*delete {paths['b']}"):
+        augment_stores(paths, tmp_path / "drop.zarr", "drop", {"kind": "dropout", "p": 0.3, "copies": 1})
+    assert not (tmp_path / "drop.zarr").exists()
+
+
 def test_gaussian_noise_scales_with_each_dimensions_spread():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(4000, 3)) * np.array([0.1, 1.0, 10.0])

@@ -95,7 +95,7 @@ def augment_stores(stores: dict[str, str | Path], out: str | Path, name: str, sp
     import zarr
     from zarr.codecs import ZstdCodec
 
-    from tileprobe.embed.store import IDENTITY_KEYS, complete_group
+    from tileprobe.embed.store import IDENTITY_KEYS, complete_group, lazy_array
     from tileprobe.embed.store import layers as store_layers
     from tileprobe.jsonable import jsonable
 
@@ -120,7 +120,7 @@ def augment_stores(stores: dict[str, str | Path], out: str | Path, name: str, sp
                         f"{path}: layer {layer!r} has {source.shape[0]} view; `views` samples among image-space "
                         "views, so set `views:` above 1 in the config and re-embed, or use another augmentation."
                     )
-                lazy = augment_array(source, spec, slide, chunk_tiles)
+                lazy = augment_array(lazy_array(source, path), spec, slide, chunk_tiles)  # damaged chunks named
                 target = sub.create_array(
                     layer, shape=lazy.shape, chunks=(1, max(lazy.chunks[1][0], 1), lazy.shape[2]),
                     dtype=lazy.dtype, fill_value=np.nan, compressors=ZstdCodec(level=3),

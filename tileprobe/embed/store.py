@@ -254,6 +254,15 @@ def _read(arr: zarr.Array, path: str | Path, key=Ellipsis) -> np.ndarray:
                          f"delete {path} and rerun snakemake to recompute it") from exc
 
 
+def lazy_array(arr: zarr.Array, path: str | Path):
+    """`arr` as a dask array, like da.from_zarr, but a chunk that does not decode (read at compute time, far
+    from here) raises a StoreError that names the store and the array."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    return da.from_array(_CheckedArray(arr, path), arr.chunks, name=f"from-zarr-{tokenize(arr)}")
+
+
 class _CheckedArray:
     """A zarr array for dask.array.from_array whose chunk reads go through `_read` (they run at compute time)."""
 
@@ -306,7 +315,6 @@ def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFra
     """
     import dask.array as da
     import xarray as xr
-    from dask.base import tokenize
 
     if not stores:
         raise StoreError("open_embeddings got no stores; check the task selects at least one slide")
@@ -326,8 +334,7 @@ def open_embeddings(stores: dict[str, str | Path], layer: str, sheet: pd.DataFra
             xy = {c: _read(group[c], path) if c in group else np.zeros(n, np.int64) for c in ("x", "y")}
             columns.append(pd.DataFrame({"slide": name, "tile_index": np.arange(n), **xy, "store": name}))
             samples.append(name)
-        # As da.from_zarr, but a damaged chunk, read at compute time, names its store.
-        parts.append(da.from_array(_CheckedArray(arr, path), arr.chunks, name=f"from-zarr-{tokenize(arr)}"))
+        parts.append(lazy_array(arr, path))
     dims = {p.shape[2] for p in parts}
     if len(dims) > 1:
         raise StoreError(f"stores for layer {layer!r} have different widths {sorted(dims)}; re-embed them alike")
