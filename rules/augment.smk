@@ -11,6 +11,7 @@ rule augment:
         units=augment_units,
         spec=lambda wc: AUGMENT_SPECS[wc.augmentation],
         layers=lambda wc: BACKBONES[wc.backbone]["layers"],
+        made_by=lambda wc: made_by(wc.tiling, [wc.backbone]),
         dask={"log_directory": PATHS.dask_logs(), **config["dask"]},
     log:
         PATHS.log("augment", "{tiling}", "{backbone}", "{augmentation}"),

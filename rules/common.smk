@@ -7,6 +7,7 @@ import re
 import pandas as pd
 
 from tileprobe.demo import synthetic as tp_demo
+from tileprobe.embed.checksum import cached_sha256
 from tileprobe.config.check import check_config
 from tileprobe.learn.data import samples_for_task
 from tileprobe.learn.heads.registry import head_names
@@ -337,6 +338,19 @@ def task_samples(wildcards):
         columns.append(task["label"])
     rows = SAMPLES.loc[task_slides(wildcards.task), columns]
     return rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+
+
+def made_by(tiling, backbones):
+    """What a job's stores must have been made with, as its `made_by` params: a shared results directory may hold
+    stores of another config under the same names (tileprobe/embed/provenance.py)."""
+    return {"tiling": tiling, "tiling_spec": TILINGS[tiling], "backbones": {b: BACKBONES[b] for b in backbones}}
+
+
+# Weights files are hashed here, once per run (and then cached by path, size and mtime), so that no job re-reads a
+# large checkpoint to check a store against it.
+for _spec in BACKBONES.values():
+    if str(_spec.get("weights")) not in ("none", "hub") and os.path.isfile(os.path.expanduser(str(_spec["weights"]))):
+        cached_sha256(_spec["weights"])
 
 
 # Deployment (rules/predict.smk): the new slides of the `predict` sheet through each task's refit head.

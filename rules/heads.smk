@@ -19,12 +19,7 @@ rule head:
         evaluation=config["evaluation"],
         augmentation=lambda wc: AUGMENT_SPECS.get(wc.augmentation),
         # What the stores must have been made with: a shared results dir may hold another config's stores.
-        made_by=lambda wc: {
-            "backbone": wc.backbone,
-            "backbone_spec": BACKBONES[wc.backbone],
-            "tiling": TASKS[wc.task]["tiling"],
-            "tiling_spec": TILINGS[TASKS[wc.task]["tiling"]],
-        },
+        made_by=lambda wc: made_by(TASKS[wc.task]["tiling"], [wc.backbone]),
     log:
         PATHS.log("head", *HEAD_WILDCARDS),
     benchmark:

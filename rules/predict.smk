@@ -11,6 +11,7 @@ rule predict:
         task=lambda wc: TASKS[wc.task],
         layer=lambda wc: predict_deployed(wc.task)["layer"],
         unit=predict_unit,
+        made_by=lambda wc: made_by(TASKS[wc.task]["tiling"], [predict_deployed(wc.task)["backbone"]]),
     log:
         PATHS.log("predict", "{task}", "{slide}"),
     benchmark:

@@ -84,6 +84,7 @@ rule figure_embedding:
         units=lambda wc: task_units(wc.task),
         embeddings=lambda wc: task_embeddings(wc.task, candidate_backbones(wc.task)),
         candidates=lambda wc: task_candidates(wc.task),
+        made_by=lambda wc: made_by(TASKS[wc.task]["tiling"], candidate_backbones(wc.task)),
         evaluation=config["evaluation"],
     log:
         PATHS.log("figures", "embedding_{task}"),

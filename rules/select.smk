@@ -16,6 +16,7 @@ if PROXY_TASK:
             units=lambda wc: task_units(wc.task),
             embeddings=lambda wc: task_embeddings(wc.task, TASKS[wc.task]["backbones"]),
             candidates=lambda wc: task_candidates(wc.task),
+            made_by=lambda wc: made_by(TASKS[wc.task]["tiling"], TASKS[wc.task]["backbones"]),
             metric=METRIC,
             evaluation=config["evaluation"],
         wildcard_constraints:

@@ -1,7 +1,9 @@
+from tileprobe.embed.provenance import check_stores
 from tileprobe.workflow import jobs
 from tileprobe.workflow.runner import job
 
 with job(snakemake):
+    check_stores(snakemake.params.embeddings, snakemake.params.made_by)
     jobs.figure_embedding(
         snakemake.wildcards.task,
         snakemake.params.task,

@@ -3,7 +3,7 @@ from tileprobe.workflow import jobs
 from tileprobe.workflow.runner import job
 
 with job(snakemake):
-    check_stores(list(snakemake.input.embeddings), **snakemake.params.made_by)
+    check_stores({snakemake.wildcards.backbone: snakemake.input.embeddings}, snakemake.params.made_by)
     jobs.head(
         snakemake.wildcards.task,
         snakemake.params.task,

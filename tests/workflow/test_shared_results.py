@@ -5,12 +5,13 @@ import re
 import stat
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
 
-from tests.support.runner import ROOT, SNAKEMAKE
+from tests.support.runner import ROOT, SNAKEMAKE, snakemake
 from tests.support.tiny_project import BACKBONE, HEAD_METRICS, TASK, make_project, write_config
 from tileprobe.embed.provenance import ProvenanceError, check_store, check_tiles
 from tileprobe.embed.store import EmbeddingWriter
@@ -119,4 +120,47 @@ def test_two_projects_at_once_share_embeddings_without_recomputing_or_corrupting
     assert third.returncode != 0
     assert f"backbones.{BACKBONE}.seed was 0, the config says 1" in out_c
     assert not (shared / HEAD_METRICS).exists()
+    assert {p: p.stat().st_mtime_ns for p in stores} == stores
+
+
+@pytest.mark.workflow
+def test_a_project_with_trained_weights_never_reuses_random_weight_stores(tmp_path):
+    """Project A embeds with random weights; B names the same backbone with a weights file on the same `results`.
+    Every rule of B that reads A's stores (heads, augmentation, selection, embedding figure, deployment) stops
+    and names the weights, and A's stores stay as they were."""
+    from tileprobe.workflow.paths import ResultPaths
+
+    sheet = make_project(tmp_path / "data", n=6)
+    shared = tmp_path / "shared"
+    paths = ResultPaths(shared)
+    colour = {TASK: {"level": "image", "label": TASK, "kind": "binary", "tiling": "whole", "backbones": [BACKBONE],
+                     "heads": ["logreg"]}}
+    config_a = write_config(tmp_path / "a" / "config.yaml", sheet, shared, tasks=colour)
+    snakemake(tmp_path / "a", "--configfile", str(config_a), "--cores", "2", str(shared / HEAD_METRICS))
+    stores = {p: p.stat().st_mtime_ns for p in (shared / "embeddings/whole" / BACKBONE).iterdir()}
+
+    weights = tmp_path / "r18.pth"
+    weights.write_bytes(b"a fine-tuned checkpoint")
+    config_b = write_config(
+        tmp_path / "b" / "config.yaml", sheet, shared,
+        backbones={BACKBONE: {"model": "resnet18", "weights": str(weights), "batch_size": 16}},
+        tasks={**colour, "hue": {**colour[TASK], "heads": ["logreg"]}},
+        augmentations={"drop": {"kind": "dropout"}}, selection={"proxy_task": "hue"}, predict=str(sheet))
+    targets = {
+        "head": paths.head_file("metrics", "hue", BACKBONE, "final", "none", "logreg"),
+        "augment": paths.augmented("whole", BACKBONE, "drop"),
+        "select": paths.selection("hue"),
+        "figure_embedding": paths.figure("embedding_hue"),
+        "predict": paths.predict(TASK, "img0"),
+    }
+    out = snakemake(tmp_path / "b", "--configfile", str(config_b), "--cores", "2", "--keep-going",
+                    *targets.values(), check=False)
+    assert out.returncode != 0
+    said = f"backbones.{BACKBONE}.weights was 'none', the config says '{weights}'"
+    logs = {"head": paths.log("head", "hue", BACKBONE, "final", "none", "logreg"),
+            "augment": paths.log("augment", "whole", BACKBONE, "drop"), "select": paths.log("select", "hue"),
+            "figure_embedding": paths.log("figures", "embedding_hue"), "predict": paths.log("predict", TASK, "img0")}
+    for rule, log in logs.items():
+        assert said in Path(log).read_text(), f"rule {rule} read random-weight stores: {out.stdout[-3000:]}"
+        assert not Path(targets[rule]).exists()
     assert {p: p.stat().st_mtime_ns for p in stores} == stores

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from tileprobe.embed.backbone import BackboneError
+from tileprobe.embed.checksum import cached_sha256
 
 # Prefixes that training frameworks put in front of parameter names (DDP, Lightning, torch.compile, wrappers).
 STRIP_PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "encoder.", "trunk.")
@@ -17,15 +17,6 @@ STRIP_PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "encoder.", "t
 
 # Classifier parameters: a feature extractor has no head, so a checkpoint's head is dropped, not an error.
 HEAD_PREFIXES = ("fc.", "head.", "head_dist.", "heads.", "classifier.", "last_linear.")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hash a (possibly multi-GB) checkpoint without reading it into memory at once."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_state_dict(path: Path, name: str) -> dict[str, torch.Tensor]:
@@ -124,7 +115,7 @@ def weights_info(spec: dict) -> tuple[Path | None, dict[str, Any]]:
             f"backbone {spec['model']}: weights file {path} does not exist; "
             "set `weights:` to none, hub, or an existing .safetensors/.pth file"
         )
-    return path, {"weights": str(weights), "weights_sha256": sha256_file(path)}
+    return path, {"weights": str(weights), "weights_sha256": cached_sha256(path)}
 
 
 def weightless_info(spec: dict, layers: list[str], what: str) -> dict[str, Any]:
@@ -151,7 +142,7 @@ def hub_weights_sha256(model: torch.nn.Module) -> str | None:
         for filename in ("model.safetensors", "open_clip_model.safetensors", "pytorch_model.bin"):
             path = try_to_load_from_cache(repo, filename)
             if isinstance(path, str):
-                return sha256_file(path)
+                return cached_sha256(path)
     except Exception:  # provenance only: a cache layout we do not know is no reason to stop
         return None
     return None
