@@ -37,8 +37,21 @@ def test_aperio_dimensions_levels_and_mpp(exact_svs):
 
 
 def test_mpp_argument_overrides_metadata(exact_svs):
-    with open_slide(exact_svs[0], mpp=0.25) as slide:
-        assert slide.mpp == 0.25
+    with open_slide(exact_svs[0], mpp=0.4) as slide:
+        assert slide.mpp == 0.4 and slide.mpp_source == "sample sheet"
+
+
+@pytest.mark.parametrize("kind, make", [
+    ("aperio", lambda p: write_aperio(p / "s.svs", position_image(256, 256), mpp=0.5)),
+    ("plain tiff", lambda p: write_plain_tiff(p / "s.tif", position_image(256, 256), pixels_per_cm=20000)),
+])
+def test_a_sheet_mpp_far_from_the_files_own_warns_naming_the_slide(tmp_path, kind, make):
+    make(tmp_path)
+    [path] = tmp_path.iterdir()
+    with pytest.warns(UserWarning, match=rf"{path.name}: the sample sheet says 2 µm/px, 4x the file's own 0.5 "
+                                         r"µm/px.*`mpp` cell"):
+        with open_slide(path, mpp=2.0) as slide:
+            assert slide.mpp == 2.0
 
 
 def test_blank_mpp_means_metadata_and_bad_mpp_is_an_error(exact_svs):

@@ -6,6 +6,7 @@ Pixels always come back as uint8 RGB with transparent or outside pixels composit
 from __future__ import annotations
 
 import math
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -28,6 +29,10 @@ _THUMBNAIL_BAND_PX = 16 * 1024 * 1024
 _EDITOR_DPI = (72.0, 96.0)
 
 
+# The sample sheet's mpp overrides the file's; further apart than this factor, one of the two is probably a typo.
+MPP_DISAGREEMENT = 1.5
+
+
 class SlideError(TileprobeError):
     """A slide that cannot be used as given; the message names the file and says the fix."""
 
@@ -44,6 +49,18 @@ class Slide(ABC):
     objective_power: float | None = None
     format: str = "unknown"
     associated_images: tuple[str, ...] = ()
+
+    def _set_mpp(self, sheet_mpp: float | None, file_mpp: float | None) -> None:
+        """The sheet's mpp over the file's own, with a warning naming the slide when they are far apart."""
+        if sheet_mpp is None:
+            self.mpp, self.mpp_source = file_mpp, ("metadata" if file_mpp else None)
+            return
+        self.mpp, self.mpp_source = sheet_mpp, "sample sheet"
+        if file_mpp and max(sheet_mpp / file_mpp, file_mpp / sheet_mpp) > MPP_DISAGREEMENT:
+            warnings.warn(
+                f"{self.path}: the sample sheet says {sheet_mpp:g} µm/px, {sheet_mpp / file_mpp:.3g}x the file's own "
+                f"{file_mpp:g} µm/px; tiles are cut at the sheet's. If the sheet is wrong, fix this slide's `mpp` cell, "
+                "or leave it empty to use the file's", stacklevel=3)
 
     @property
     def dimensions(self) -> tuple[int, int]:

@@ -33,8 +33,7 @@ class OpenSlideSlide(Slide):
         self.level_downsamples = tuple(float(d) for d in self._osr.level_downsamples)
         props = self._osr.properties
         file_mpp = positive(props.get(openslide.PROPERTY_NAME_MPP_X))
-        self.mpp = mpp if mpp is not None else file_mpp
-        self.mpp_source = "sample sheet" if mpp is not None else ("metadata" if file_mpp else None)
+        self._set_mpp(mpp, file_mpp)
         self.objective_power = positive(props.get(openslide.PROPERTY_NAME_OBJECTIVE_POWER))
         self.format = props.get(openslide.PROPERTY_NAME_VENDOR, "openslide")
         self.associated_images = tuple(sorted(self._osr.associated_images))

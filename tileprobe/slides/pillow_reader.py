@@ -27,8 +27,7 @@ class PillowSlide(Slide):
                 "complete and is a whole-slide or image format"
             ) from e
         self.level_downsamples = (1.0,)
-        self.mpp = mpp if mpp is not None else file_mpp
-        self.mpp_source = "sample sheet" if mpp is not None else ("metadata" if file_mpp else None)
+        self._set_mpp(mpp, file_mpp)
         self.format = f"image ({self._image_format})"
         self._pixels: np.ndarray | None = None
 

@@ -72,8 +72,7 @@ class TiffFileSlide(Slide):
         self.level_downsamples = tuple(w0 / w for w, _ in self.level_dimensions)
         self.format = "ome-tiff" if self._tif.is_ome else "tiff"
         file_mpp, self.objective_power = self._metadata()
-        self.mpp = mpp if mpp is not None else file_mpp
-        self.mpp_source = "sample sheet" if mpp is not None else ("metadata" if file_mpp else None)
+        self._set_mpp(mpp, file_mpp)
 
     def _metadata(self) -> tuple[float | None, float | None]:
         if self._tif.is_ome:
