@@ -175,3 +175,17 @@ def test_failure_summary_names_each_failed_job_its_input_log_and_error(tmp_path)
         "      tile (tiling=wsi, slide=bad) failed: cannot read data/bad.svs"]
     assert "good" not in summary
     assert summarize([str(tmp_path / "missing.log")]) == ""
+
+
+def test_failure_summary_keeps_tileprobes_hint_after_a_librarys_multi_line_message(tmp_path):
+    (tmp_path / "run.log").write_text(SNAKEMAKE_LOG)
+    (tmp_path / "results/logs/tile/wsi").mkdir(parents=True)
+    quoted = "\n".join(["OpenSlideError: TIFFReadDirectory: failed", "  tile 12: DeflateError: incorrect header",
+                        *[f"  directory {i}: bad offset" for i in range(40)]])
+    (tmp_path / "results/logs/tile/wsi/bad.log").write_text(
+        "2026-01-01 10:00:00,000 INFO tileprobe: opening\n"
+        f"2026-01-01 10:00:01,000 ERROR tileprobe: tile (tiling=wsi, slide=bad) failed: cannot read slide "
+        f"data/bad.svs: {quoted}; check the file is complete (copy it again)\n")
+    reason = summarize([str(tmp_path / "run.log")], workdir=tmp_path).splitlines()[5].strip()
+    assert reason.startswith("tile (tiling=wsi, slide=bad) failed: cannot read slide data/bad.svs: OpenSlideError")
+    assert reason.endswith("; check the file is complete (copy it again)") and len(reason) <= 600

@@ -52,16 +52,41 @@ def parse_snakemake_log(text: str) -> list[Failure]:
     return list(unique.values())
 
 
+# A line that starts a log record (runner.FORMAT); the lines up to the next one are the same record's message.
+_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (?P<level>[A-Z]+) \S+: ")
+_REASON_CHARS = 600
+
+
+def _shorten(text: str, limit: int = _REASON_CHARS) -> str:
+    """Its start (what failed) and its end (tileprobe's hint says the fix last), cut in the middle if need be."""
+    if len(text) <= limit:
+        return text
+    head = limit // 3
+    return f"{text[:head]} … {text[-(limit - head - 3):]}"
+
+
 def _reason(log: Path) -> str:
-    """The job's own error line (a TileprobeError names the file and fix), else its last line."""
+    """The job's own error, whole: the last ERROR record (a TileprobeError names the file and the fix, after any
+    multi-line message of a library it quotes), else the last exception line, else the last line."""
     try:
-        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+        lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    errors = [line for line in lines if " ERROR " in line or line.startswith(("Error", "error"))]
-    errors += [line for line in lines if re.match(r"^\w*(Error|Exception)\b", line)]
-    line = errors[-1] if errors else lines[-1] if lines else ""
-    return re.sub(r"^\S+ \S+ ERROR \S+: ", "", line)[:400]  # without the logger's time and level
+    records: list[list[str]] = []
+    current: list[str] | None = None
+    for line in lines:
+        match = _RECORD.match(line)
+        if match:
+            current = [line[match.end():]] if match["level"] == "ERROR" else None
+            if current is not None:
+                records.append(current)
+        elif current is not None:
+            current.append(line)
+    if records:
+        return _shorten(" ".join(part.strip() for part in records[-1] if part.strip()))
+    lines = [line.strip() for line in lines if line.strip()]
+    errors = [line for line in lines if re.match(r"^\w*(Error|Exception)\b", line) or line.startswith("error")]
+    return _shorten(errors[-1] if errors else lines[-1] if lines else "")
 
 
 def summarize(snakemake_log, workdir: str | Path = ".") -> str:
