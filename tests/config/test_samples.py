@@ -100,3 +100,17 @@ def test_missing_label_words_are_missing_and_counted(tmp_path):
     with pytest.warns(UserWarning, match=r"samples\.tsv: column `tumor`: 7 row\(s\) .*8 row\(s\) of 10"):
         sheet = read_samples(_sheet(tmp_path, rows), TASKS)
     assert sheet["tumor"].isna().sum() == 8 and sorted(sheet["tumor"].dropna().unique()) == ["no", "yes"]
+
+
+def test_na_patients_are_each_their_own_patient_not_one_patient_called_na(tmp_path):
+    rows = ["s1\ta.tiff\tp1\t\tyes", "s2\tb.tiff\tNA\t\tno", "s3\ta.tiff\tn/a\t\tyes", "s4\ta.tiff\tp1\t\tno"]
+    with pytest.warns(UserWarning, match=r"column `patient`: 2 row\(s\) say NA.*its own patient"):
+        sheet = read_samples(_sheet(tmp_path, rows), TASKS)
+    assert sheet["patient"].tolist() == ["p1", "s2", "s3", "p1"]
+
+
+def test_na_groups_are_missing(tmp_path):
+    rows = ["s1\ta.tiff\tp1\tg1\tyes", "s2\tb.tiff\tp2\tNA\tno"]
+    with pytest.warns(UserWarning, match=r"column `group`: 1 row\(s\) say NA.*no group"):
+        sheet = read_samples(_sheet(tmp_path, rows, header="slide\tpath\tpatient\tgroup\ttumor"), TASKS)
+    assert sheet["group"].tolist()[0] == "g1" and sheet["group"].isna().tolist() == [False, True]

@@ -80,7 +80,7 @@ def check_sheet(
         _fail(sheet_path, ["it has no rows, only a header"], "Add one row per slide under the header.")
     # Blank cells mean "missing", whether the sheet came from a TSV or was built in memory.
     sheet = sheet.replace(r"^\s*$", None, regex=True)
-    _missing_label_words(sheet, sheet_path)
+    _missing_words(sheet, sheet_path)
     problems = []
     for i, slide in sheet["slide"].items():
         if pd.isna(slide) or not SLIDE_ID.match(str(slide)):
@@ -128,16 +128,28 @@ def check_sheet(
     return sheet.set_index("slide", drop=False).rename_axis(None)
 
 
-def _missing_label_words(sheet: pd.DataFrame, sheet_path) -> None:
-    """Turn `NA`, `n/a`, `None`... in label columns into missing values, in place, and say how many rows that drops."""
-    for column in [c for c in sheet.columns if c not in RESERVED]:
+# What a missing value means in each reserved column that can be missing; label columns lose the row from a task.
+_MISSING_MEANS = {
+    "patient": "each such slide counts as its own patient",
+    "group": "those images belong to no group",
+}
+
+
+def _missing_words(sheet: pd.DataFrame, sheet_path) -> None:
+    """Turn `NA`, `n/a`, `None`... in label, `patient` and `group` columns into missing values, in place, and say
+    what that means: read literally, all "NA" patients would be one patient, all "NA" labels one class."""
+    for column in [c for c in sheet.columns if c not in RESERVED or c in _MISSING_MEANS]:
         words = sheet[column].astype("string").str.strip().str.lower().isin(MISSING_WORDS).fillna(False)
-        if words.any():
-            sheet.loc[words, column] = None
-            unlabelled = int(sheet[column].isna().sum())
-            warnings.warn(f"sample sheet {sheet_path}: column `{column}`: {int(words.sum())} row(s) say NA, n/a, None "
-                          f"or similar, read as missing labels; {unlabelled} row(s) of {len(sheet)} have no "
-                          f"`{column}` label and are left out of its tasks. Fill them in if they are known.")
+        if not words.any():
+            continue
+        sheet.loc[words, column] = None
+        said = f"sample sheet {sheet_path}: column `{column}`: {int(words.sum())} row(s) say NA, n/a, None or similar"
+        if column in _MISSING_MEANS:
+            warnings.warn(f"{said}, read as missing: {_MISSING_MEANS[column]}. Fill them in if they are known.")
+            continue
+        unlabelled = int(sheet[column].isna().sum())
+        warnings.warn(f"{said}, read as missing labels; {unlabelled} row(s) of {len(sheet)} have no `{column}` label "
+                      "and are left out of its tasks. Fill them in if they are known.")
 
 
 def _check_task_columns(sheet: pd.DataFrame, sheet_path, tasks: dict) -> None:
