@@ -9,7 +9,7 @@ import pandas as pd
 from tileprobe.demo import synthetic as tp_demo
 from tileprobe.embed.checksum import cached_sha256
 from tileprobe.config.check import check_config
-from tileprobe.learn.data import samples_for_task
+from tileprobe.learn.data import check_folds, samples_for_task
 from tileprobe.learn.heads.registry import head_names
 from tileprobe.config.samples import check_sheet, read_samples
 from tileprobe.learn import select as tp_select
@@ -63,6 +63,14 @@ if "demo" in config:
 else:
     SAMPLE_SHEET = config["samples"]
     SAMPLES = read_samples(SAMPLE_SHEET, TASKS)
+
+
+# Folds against each class's patients, before any embedding: a task whose heads cannot be cross-validated stops
+# here, not after hours of extraction. Tile-level labels come from annotations, known only once tiled.
+for _name, _task in TASKS.items():
+    if _task["level"] in ("slide", "image"):
+        _rows = SAMPLES[SAMPLES[_task["label"]].notna()]
+        check_folds({**_task, "name": _name}, _rows[_task["label"]], _rows["patient"], config["evaluation"]["folds"])
 
 
 # New slides to predict (config `predict`): tiled and embedded like training slides, never trained on.

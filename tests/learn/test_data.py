@@ -136,7 +136,7 @@ def test_drop_rare_classes_drops_them():
 def test_fewer_than_two_classes():
     sheet, features = cohort({"a": 6, "rare": 1})
     task = {"level": "slide", "label": "lesion", "kind": "binary", "drop_rare_classes": True}
-    with pytest.raises(TaskError, match="at least 2 classes"):
+    with pytest.raises(TaskError, match=r"would leave 1 class\(es\), too few to learn"):
         task_dataset(task, sheet, features, folds=5)
 
 
@@ -240,3 +240,22 @@ def test_tile_mean_sums_in_float64():
     assert mean.dtype == np.float64
     np.testing.assert_array_equal(mean, tiles.astype(np.float64).mean(axis=0))
     assert (mean != tiles.mean(axis=0)).all()
+
+
+def test_rare_class_advice_says_only_what_would_work():
+    from tileprobe.learn.data import check_folds
+
+    sheet, _ = cohort({"a": 6, "b": 5, "rare": 2})
+    task = {"name": "lesions", "label": "lesion", "kind": "multiclass"}
+    with pytest.raises(TaskError) as err:
+        check_folds(task, sheet["lesion"], sheet["patient"], 5)
+    assert "lower evaluation.folds to 2" in str(err.value) and "set `drop_rare_classes: true`" in str(err.value)
+    assert check_folds({**task, "drop_rare_classes": True}, sheet["lesion"], sheet["patient"], 5) == {"rare": 2}
+
+    sheet, _ = cohort({"a": 4, "b": 4})
+    for drop in (False, True):  # dropping both classes leaves nothing to learn: never suggested, never accepted
+        with pytest.raises(TaskError) as err:
+            check_folds({**task, "kind": "binary", "drop_rare_classes": drop}, sheet["lesion"], sheet["patient"], 5)
+        message = str(err.value)
+        assert "lower evaluation.folds to 4" in message and "would leave 0 class(es)" in message
+        assert "set `drop_rare_classes: true`" not in message

@@ -65,3 +65,18 @@ def test_load_rejects_foreign_json(tmp_path):
 def test_unfitted_head_says_so():
     with pytest.raises(RuntimeError, match="not fitted"):
         make_head("logreg").predict_proba(np.zeros((1, 3)))
+
+
+@pytest.mark.parametrize("name", ["logreg", "knn", "mlp"])
+def test_a_training_part_with_two_patients_per_class_still_tunes_and_says_how(name, caplog):
+    # Issue 14, hole 4: 4 patients per class and 2 outer folds leave 2 per class to tune on; scikit-learn refused
+    # the heads' 3 (or 5) inner folds with a raw "n_splits=3 cannot be greater than the number of members".
+    from tileprobe.learn.heads import common
+
+    common._SAID.clear()
+    X = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    y = np.array(["red", "blue", "red", "blue"], dtype=object)
+    with caplog.at_level("INFO", logger="tileprobe"):
+        head = make_head(name, seed=0, kind="binary").fit(X, y, np.array(["p0", "p1", "p2", "p3"], dtype=object))
+    assert head.predict_proba(X).shape == (4, 2)
+    assert "inner folds: 2 instead of" in caplog.text and "4 patient(s)" in caplog.text

@@ -67,3 +67,15 @@ def test_config_without_tasks_stops_instead_of_running_the_demo(tmp_path):
     assert result.returncode != 0
     assert str(config) in output and "`tasks`" in output and "config/examples/wsi.yaml" in output
     assert "demo_data" not in output, "the demo was planned"
+
+
+def test_more_folds_than_a_class_has_patients_stops_before_any_embedding(tmp_path):
+    # Issue 14, hole 4: found only in the head jobs, after the embedding, with advice that did not work.
+    rows = [f"s{i}\timages/{'abc'[i % 3]}.png\tp{i}\t\t{'yes' if i % 2 else 'no'}\ts1" for i in range(8)]
+    config = _config(tmp_path, _sheet(tmp_path, rows), evaluation={"folds": 5},
+                     tasks={"tumor": {"level": "slide", "label": "tumor", "kind": "binary", "tiling": "wsi",
+                                      "backbones": ["resnet18"]}}, selection={})
+    output = _run_fails(tmp_path, config)
+    assert "task 'tumor' (label 'tumor'): class 'no' has 4 patient(s); class 'yes' has 4 patient(s)" in output
+    assert "lower evaluation.folds to 4" in output and "`drop_rare_classes` cannot help" in output
+    assert "set `drop_rare_classes: true`" not in output

@@ -277,23 +277,43 @@ def _drop_terms(data: TaskData, terms) -> TaskData:
     return TaskData(X=data.X, y=y, groups=data.groups, ids=data.ids, kind=data.kind, bags=data.bags)
 
 
+def check_folds(task: dict, y, groups, folds: int) -> dict[str, int]:
+    """The classes (terms) with fewer patients than `folds`, when the task drops them; else a TaskError that says
+    what would work. Run on the sheet before any embedding (rules/common.smk) and on a head's data."""
+    kind = task.get("kind", "binary")
+    rare = _rare_classes(np.asarray(y, dtype=object), np.asarray(groups, dtype=object), folds, kind)
+    if not rare:
+        return rare
+    name, needed = _task_name(task), 1 if kind == "multilabel" else 2
+    values = pd.Series(np.asarray(y, dtype=object))
+    classes = set(per_term(pd.DataFrame({"y": values}))["y"]) if kind == "multilabel" else set(values)
+    left = len(classes - set(rare))
+    if task.get("drop_rare_classes", False) and left >= needed:
+        return rare
+    detail = "; ".join(f"class '{c}' has {n} patient(s)" for c, n in rare.items())
+    fixes = ["add labelled patients for " + ("it" if len(rare) == 1 else "them")]
+    if min(rare.values()) >= 2:
+        fixes.append(f"lower evaluation.folds to {min(rare.values())}")
+    if left >= needed and not task.get("drop_rare_classes", False):
+        fixes.append("set `drop_rare_classes: true` in the task to drop " + ("it" if len(rare) == 1 else "them"))
+    why = "" if left >= needed else (f" (dropping them would leave {left} class(es), too few to learn: "
+                                     "`drop_rare_classes` cannot help)")
+    raise TaskError(
+        f"task '{name}' (label '{task.get('label')}'): {detail}, but {folds}-fold cross-validation "
+        f"needs at least {folds} patients per class{why}. Fix: {', or '.join(fixes)}."
+    )
+
+
 def _apply_class_checks(task: dict, data: TaskData, folds: int) -> TaskData:
     name = _task_name(task)
-    rare = _rare_classes(data.y, data.groups, folds, data.kind)
-    if rare and task.get("drop_rare_classes", False):
+    rare = check_folds({**task, "kind": data.kind}, data.y, data.groups, folds)
+    if rare:
         log.warning("task %s: dropping classes with fewer than %d patients: %s", name, folds,
                     ", ".join(f"{c} ({n})" for c, n in rare.items()))
         if data.kind == "multilabel":
             data = _drop_terms(data, rare)
         else:
             data = subset(data, ~np.isin(data.y, list(rare)))
-    elif rare:
-        detail = "; ".join(f"class '{c}' has {n} patient(s)" for c, n in rare.items())
-        raise TaskError(
-            f"task '{name}' (label '{task.get('label')}'): {detail}, but {folds}-fold cross-validation "
-            f"needs at least {folds} patients per class. Fix: add labelled data for it, lower "
-            "evaluation.folds, or set `drop_rare_classes: true` in the task to drop it."
-        )
     classes = data.classes
     if len(classes) < (1 if data.kind == "multilabel" else 2):  # one term is still a yes/no question
         raise TaskError(

@@ -7,6 +7,7 @@ separated by `;` (an empty string: no term), and the head predicts one independe
 from __future__ import annotations
 
 import json
+import logging
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,7 @@ MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT = "tileprobe-head"
 KINDS = ("binary", "multiclass", "multilabel")
+log = logging.getLogger(__name__)
 
 
 class HeadError(TileprobeError, ValueError):
@@ -50,26 +52,40 @@ def brier(T: np.ndarray, P: np.ndarray) -> float:
 def inner_splits(y, groups, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Inner (train, validation) splits of a training part, grouped by patient when groups are given.
 
-    Stratified on the label string (for multilabel: the term set). Folds shrink to what the smallest class
-    and the number of patients allow, so a small outer fold still tunes instead of failing.
+    Stratified on the label string (for multilabel: the term set). Folds shrink to what the classes and the
+    number of patients allow, so a small outer fold still tunes instead of failing; the log says so, once.
     """
     y = np.asarray(y).astype(str)
     n_groups = len(set(groups)) if groups is not None else len(y)
-    _, counts = np.unique(y, return_counts=True)
-    folds = int(min(folds, n_groups, len(y)))
-    if folds < 2:
+    classes, counts = np.unique(y, return_counts=True)
+    stratify = counts.min() >= 2
+    # A stratified split needs some class with at least as many members as folds (scikit-learn refuses else).
+    usable = int(min(folds, n_groups, len(y), counts.max() if stratify else len(y)))
+    if usable < folds:
+        _say_once(f"inner folds: {usable if usable >= 2 else 'none, default settings used'} instead of {folds}: "
+                  f"this training part has {n_groups} patient(s) and at most {counts.max()} sample(s) per class")
+    if usable < 2:
         return []
     dummy = np.zeros((len(y), 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # too few members of a class to stratify: still valid
-        if counts.min() >= 2:
-            splitter = (StratifiedGroupKFold(folds, shuffle=True, random_state=seed) if groups is not None
-                        else StratifiedKFold(folds, shuffle=True, random_state=seed))
-            splits = list(splitter.split(dummy, y, groups))
+        if stratify:
+            splitter = (StratifiedGroupKFold(usable, shuffle=True, random_state=seed) if groups is not None
+                        else StratifiedKFold(usable, shuffle=True, random_state=seed))
         else:
-            splitter = GroupKFold(folds) if groups is not None else KFold(folds, shuffle=True, random_state=seed)
-            splits = list(splitter.split(dummy, y, groups))
+            splitter = GroupKFold(usable) if groups is not None else KFold(usable, shuffle=True, random_state=seed)
+        splits = list(splitter.split(dummy, y, groups))
     return [(tr, va) for tr, va in splits if len(tr) and len(va)]
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(message: str) -> None:
+    """Log a tuning note once per job: every outer fold and repeat would say the same."""
+    if message not in _SAID:
+        _SAID.add(message)
+        log.info(message)
 
 
 def check_kind(name: str, kind: str, supported: tuple[str, ...]) -> None:
