@@ -70,7 +70,8 @@ else:
 for _name, _task in TASKS.items():
     if _task["level"] in ("slide", "image"):
         _rows = SAMPLES[SAMPLES[_task["label"]].notna()]
-        check_folds({**_task, "name": _name}, _rows[_task["label"]], _rows["patient"], config["evaluation"]["folds"])
+        _labels = _rows[_task["label"]].astype(str).str.strip()  # as the heads read them
+        check_folds({**_task, "name": _name}, _labels, _rows["patient"], config["evaluation"]["folds"])
 
 
 # New slides to predict (config `predict`): tiled and embedded like training slides, never trained on.
