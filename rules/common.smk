@@ -65,15 +65,6 @@ else:
     SAMPLES = read_samples(SAMPLE_SHEET, TASKS)
 
 
-# Folds against each class's patients, before any embedding: a task whose heads cannot be cross-validated stops
-# here, not after hours of extraction. Tile-level labels come from annotations, known only once tiled.
-for _name, _task in TASKS.items():
-    if _task["level"] in ("slide", "image"):
-        _rows = SAMPLES[SAMPLES[_task["label"]].notna()]
-        _labels = _rows[_task["label"]].astype(str).str.strip()  # as the heads read them
-        check_folds({**_task, "name": _name}, _labels, _rows["patient"], config["evaluation"]["folds"])
-
-
 # New slides to predict (config `predict`): tiled and embedded like training slides, never trained on.
 PREDICT = (
     tp_predict.predict_sheet(config["predict"], SAMPLES)
@@ -316,7 +307,20 @@ def embedding_inputs(wildcards):
     return task_store_inputs(wildcards.task, candidate_backbones(wildcards.task))
 
 
+@functools.cache
+def check_task_folds(task):
+    """Folds against each class's patients, when the DAG is built: a task whose heads cannot be cross-validated
+    stops a run (or dry run) that asks for them before any embedding; a run for tiles or stores only is not
+    stopped. Tile-level labels come from annotations, known only once tiled: the head job checks those."""
+    spec = TASKS[task]
+    if spec["level"] in ("slide", "image"):
+        rows = SAMPLES[SAMPLES[spec["label"]].notna()]
+        labels = rows[spec["label"]].astype(str).str.strip()  # as the heads read them
+        check_folds({**spec, "name": task}, labels, rows["patient"], config["evaluation"]["folds"])
+
+
 def head_inputs(wildcards):
+    check_task_folds(wildcards.task)
     task = TASKS[wildcards.task]
     tiling, backbone, found = task["tiling"], wildcards.backbone, task_units(wildcards.task)
     inputs = {
