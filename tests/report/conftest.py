@@ -47,3 +47,23 @@ def trained(tmp_path_factory):
             run_task(data, "logreg", {"folds": 3, "repeats": 1, "seed": 0, "bootstrap": 30}, out, meta)
             paths.append(out / "metrics.json")
     return SimpleNamespace(paths=paths, candidates=candidates)
+
+
+@pytest.fixture
+def write_records(tmp_path):
+    """Writes metrics.json dicts under tmp_path; returns their paths."""
+    import json
+
+    written = []
+
+    def write(records):
+        paths = []
+        for r in records:
+            path = tmp_path / "heads" / f"run{len(written)}" / "metrics.json"
+            path.parent.mkdir(parents=True)
+            written.append(path)
+            path.write_text(json.dumps(r))
+            paths.append(path)
+        return paths
+
+    return write

@@ -11,6 +11,8 @@ import pandas as pd
 
 from tileprobe.atomic import atomic_path
 from tileprobe.learn.metrics import SINGLE_LABEL
+from tileprobe.report.kinds import (CLASSIFICATION, FAMILIES, REGRESSION, REGRESSION_METRICS, SURVIVAL,
+                                    SURVIVAL_METRICS, family, headline)
 
 COLUMNS = [
     "task", "level", "kind", "backbone", "layer", "augmentation", "head",
@@ -34,23 +36,60 @@ def metric_columns(metric: str) -> list[str]:
     return [metric, f"{metric}_std", f"{metric}_ci_low", f"{metric}_ci_high"]
 
 
-def columns(metric: str = "balanced_accuracy") -> list[str]:
+def _family_columns(metrics: tuple[str, ...]) -> list[str]:
+    """Value, std and CI of each metric; chance beside the first (the family's headline score)."""
+    first, *rest = metrics
+    return metric_columns(first) + [f"chance_{first}"] + [c for m in rest for c in metric_columns(m)]
+
+
+# Columns a family of value kinds adds, only to a summary that has a row of that family.
+REGRESSION_COLUMNS = _family_columns(REGRESSION_METRICS)
+SURVIVAL_COLUMNS = _family_columns(SURVIVAL_METRICS)
+FAMILY_COLUMNS = {REGRESSION: REGRESSION_COLUMNS, SURVIVAL: SURVIVAL_COLUMNS}
+
+
+def columns(metric: str = "balanced_accuracy", families=()) -> list[str]:
     """The summary's columns: COLUMNS, plus the configured metric's when COLUMNS lacks it (so the default
-    summary keeps its shape)."""
+    summary keeps its shape), plus the regression and survival columns when `families` has them."""
     if metric not in METRICS:
         raise ValueError(f"summary: metric {metric!r} is unknown; use one of {', '.join(METRICS)}.")
-    return COLUMNS if metric in CI_METRICS else COLUMNS + metric_columns(metric)
+    names = COLUMNS if metric in CI_METRICS else COLUMNS + metric_columns(metric)
+    return names + [c for f in (REGRESSION, SURVIVAL) if f in families for c in FAMILY_COLUMNS[f]]
 
 
 # Markdown columns: (header, value column, std column or None).
-_SHOWN = [
+_IDS = [
     ("task", "task", None), ("level", "level", None), ("backbone", "backbone", None), ("layer", "layer", None),
     ("augmentation", "augmentation", None), ("head", "head", None), ("n", "n_samples", None),
-    ("patients", "n_groups", None), ("classes", "n_classes", None),
+    ("patients", "n_groups", None),
+]
+_SHOWN = _IDS + [
+    ("classes", "n_classes", None),
     ("balanced accuracy", "balanced_accuracy", "balanced_accuracy_std"),
     ("chance", "chance_balanced_accuracy", None),
     ("AUROC", "auroc", "auroc_std"), ("macro F1", "macro_f1", "macro_f1_std"),
 ]
+# Each value family's table: its own scores only, so no column stays empty for its rows.
+_FAMILY_SHOWN = {
+    REGRESSION: _IDS + [
+        ("R²", "r2", "r2_std"), ("chance R²", "chance_r2", None), ("MAE", "mae", "mae_std"),
+        ("RMSE", "rmse", "rmse_std"), ("Pearson r", "pearson", "pearson_std"),
+        ("Spearman ρ", "spearman", "spearman_std"),
+    ],
+    SURVIVAL: _IDS + [
+        ("c-index", "c_index", "c_index_std"), ("chance", "chance_c_index", None),
+        ("Uno's c-index", "c_index_uno", "c_index_uno_std"),
+    ],
+}
+# What each family's table says above it, when the summary has more than classification.
+_TITLES = {CLASSIFICATION: "Classification", REGRESSION: "Regression", SURVIVAL: "Survival"}
+_NOTES = {
+    CLASSIFICATION: "Chance is the balanced accuracy of a head that learnt nothing.",
+    REGRESSION: "Chance R² is what predicting the training folds' mean scores (about 0); higher R², Pearson r and "
+                "Spearman ρ are better, lower MAE and RMSE are better.",
+    SURVIVAL: "Harrell's c-index and Uno's (weighted by the inverse probability of censoring) of the predicted "
+              "risk against the observed times; 0.5 is chance.",
+}
 
 
 def ci_bounds(ci, metric: str) -> tuple[float | None, float | None]:
@@ -66,6 +105,11 @@ def ci_bounds(ci, metric: str) -> tuple[float | None, float | None]:
 
 def _row(record: dict, metric: str) -> dict:
     overall, std = record.get("overall", {}), record.get("std", {})
+    values = {}  # every value-family column; summarize keeps those of the families present
+    for name, cols in ((m, metric_columns(m)) for m in REGRESSION_METRICS + SURVIVAL_METRICS):
+        values.update(zip(cols, (overall.get(name), std.get(name), *ci_bounds(record.get("ci"), name))))
+    for name in ("r2", "c_index"):
+        values[f"chance_{name}"] = record.get("chance", {}).get(name)
     cis = {}
     for name in CI_METRICS:
         cis[f"{name}_ci_low"], cis[f"{name}_ci_high"] = ci_bounds(record.get("ci"), name)
@@ -86,24 +130,51 @@ def _row(record: dict, metric: str) -> dict:
         "macro_f1_std": std.get("macro_f1"),
         **cis,
         **extra,
+        **values,
     }
 
 
 def summarize(metrics_paths, metric: str = "balanced_accuracy") -> pd.DataFrame:
-    """One row per metrics.json, best `metric` (the configured `selection.metric`) first within each task."""
-    names = columns(metric)
-    rows = [_row(json.loads(Path(p).read_text()), metric) for p in metrics_paths]
-    df = pd.DataFrame(rows, columns=names)
+    """One row per metrics.json, best first within each task: by `metric` (the configured `selection.metric`) for
+    classification, by r2 for regression, by c_index for survival. Regression and survival columns are there
+    only when some row is of that kind."""
+    records = [json.loads(Path(p).read_text()) for p in metrics_paths]
+    names = columns(metric, {family(r.get("kind")) for r in records})
+    df = pd.DataFrame([_row(r, metric) for r in records], columns=names)
     for col in names[names.index("balanced_accuracy"):]:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")  # JSON null -> NaN
-    df = df.sort_values(["task", metric], ascending=[True, False], na_position="last", kind="stable")
-    return df.reset_index(drop=True)
+    rank = pd.Series([df.at[i, headline(df.at[i, "kind"], metric)] for i in df.index], index=df.index,
+                     dtype="float64")
+    order = df.assign(_rank=rank).sort_values(["task", "_rank"], ascending=[True, False], na_position="last",
+                                              kind="stable").index
+    return df.loc[order].reset_index(drop=True)
 
 
-def _shown(df: pd.DataFrame) -> list[tuple[str, str, str | None]]:
-    """The Markdown/HTML columns: the usual ones, plus any further metric the summary carries."""
+def families(df: pd.DataFrame) -> list[str]:
+    """The kind families of the summary's rows, in FAMILIES order; classification alone for an empty one."""
+    present = {family(k) for k in df["kind"]} if len(df) else {CLASSIFICATION}
+    return [f for f in FAMILIES if f in present]
+
+
+def _rows_of(df: pd.DataFrame, fam: str) -> pd.DataFrame:
+    return df[[family(k) == fam for k in df["kind"]]] if len(df) else df
+
+
+def _shown(df: pd.DataFrame, fam: str = CLASSIFICATION) -> list[tuple[str, str, str | None]]:
+    """The Markdown/HTML columns of `fam`'s table: for classification the usual ones, plus any further metric the
+    summary carries."""
+    if fam != CLASSIFICATION:
+        return _FAMILY_SHOWN[fam]
     extra = [m for m in METRICS if m not in CI_METRICS and m in df.columns]
     return _SHOWN + [(HEADERS.get(m, m), m, f"{m}_std") for m in extra]
+
+
+def _tables(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame, list]]:
+    """(title, rows, shown columns) per family present; no title when classification is all there is, so that
+    summary looks as it always did."""
+    present = families(df)
+    titled = present != [CLASSIFICATION]
+    return [(fam if titled else None, _rows_of(df, fam), _shown(df, fam)) for fam in present]
 
 
 def _cell(row: pd.Series, column: str, std_column: str | None) -> str:
@@ -156,35 +227,47 @@ def slides_html(slides: pd.DataFrame) -> str:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    shown = _shown(df)
-    headers = [h for h, _, _ in shown]
+    """A table per kind family present (classification, regression, survival), each with its own scores only."""
+    found = _tables(df)
     lines = [
         "# tileprobe summary",
         "",
         "Scores are out-of-fold, from cross-validation grouped by patient (no patient in both train and test); "
-        "± is the std over folds, and chance is shown beside balanced accuracy.",
-        "",
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" if c in ("task", "level", "backbone", "layer", "augmentation", "head")
-                       else "---:" for _, c, _ in shown) + "|",
+        + ("± is the std over folds, and chance is shown beside balanced accuracy." if found[0][0] is None
+           else "± is the std over folds; each kind has its own table, with chance beside its first score."),
     ]
-    for _, row in df.iterrows():
-        lines.append("| " + " | ".join(_cell(row, c, s) for _, c, s in shown) + " |")
+    for fam, rows, shown in found:
+        if fam is not None:
+            lines += ["", f"## {_TITLES[fam]}", "", _NOTES[fam]]
+        lines += [
+            "",
+            "| " + " | ".join(h for h, _, _ in shown) + " |",
+            "|" + "|".join("---" if c in ("task", "level", "backbone", "layer", "augmentation", "head")
+                           else "---:" for _, c, _ in shown) + "|",
+        ]
+        for _, row in rows.iterrows():
+            lines.append("| " + " | ".join(_cell(row, c, s) for _, c, s in shown) + " |")
     return "\n".join(lines) + "\n"
 
 
-def to_html(df: pd.DataFrame, extra: str = "") -> str:
-    """The Markdown table's rows as a standalone HTML page, for the Snakemake report (which shows HTML inline)."""
-    shown = _shown(df)
-    table = pd.DataFrame([{h: _cell(row, c, s) for h, c, s in shown} for _, row in df.iterrows()],
+def _html_table(rows: pd.DataFrame, shown: list) -> str:
+    table = pd.DataFrame([{h: _cell(row, c, s) for h, c, s in shown} for _, row in rows.iterrows()],
                          columns=[h for h, _, _ in shown])
+    return table.to_html(index=False, border=0, classes="summary")
+
+
+def to_html(df: pd.DataFrame, extra: str = "") -> str:
+    """The Markdown tables' rows as a standalone HTML page, for the Snakemake report (which shows HTML inline)."""
+    tables = "".join(
+        (f"<h2>{_TITLES[fam]}</h2><p>{html.escape(_NOTES[fam])}</p>" if fam is not None else "")
+        + _html_table(rows, shown) for fam, rows, shown in _tables(df))
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>tileprobe summary</title>"
         "<style>body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right} td:nth-child(-n+6){text-align:left}</style>"
         "</head><body><h1>tileprobe summary</h1><p>Scores are out-of-fold, from cross-validation grouped by "
         "patient; &plusmn; is the std over folds; chance is shown beside balanced accuracy.</p>"
-        + table.to_html(index=False, border=0, classes="summary") + extra + "</body></html>\n"
+        + tables + extra + "</body></html>\n"
     )
 
 

@@ -1,0 +1,55 @@
+"""Task kinds as the report groups them: classification (binary, multiclass, multilabel), regression, survival.
+
+Each family has its own metrics, its own headline score (what tables sort by and score figures draw) and its own
+chance level; a table or figure of one family never shows another family's (empty) columns.
+"""
+
+from __future__ import annotations
+
+import math
+
+CLASSIFICATION, REGRESSION, SURVIVAL = "classification", "regression", "survival"
+FAMILIES = (CLASSIFICATION, REGRESSION, SURVIVAL)
+
+# Metric names as the training code writes them to metrics.json (tileprobe.learn.metrics).
+REGRESSION_METRICS = ("r2", "mae", "rmse", "pearson", "spearman")
+SURVIVAL_METRICS = ("c_index", "c_index_uno")
+# Scores where lower is better; every other one is higher-is-better.
+LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+
+# The score a value family is sorted and drawn by, and what a head that learnt nothing scores on it.
+HEADLINE = {REGRESSION: "r2", SURVIVAL: "c_index"}
+CHANCE = {"r2": 0.0, "c_index": 0.5}
+
+
+def family(kind) -> str:
+    """The family of a metrics.json `kind`; a missing kind (older files) is classification."""
+    return kind if kind in (REGRESSION, SURVIVAL) else CLASSIFICATION
+
+
+def headline(kind, metric: str) -> str:
+    """The score that ranks heads of `kind`: the configured class `metric` for classification, r2 for regression,
+    c_index for survival."""
+    return HEADLINE.get(family(kind), metric)
+
+
+def score_of(meta: dict, metric: str) -> float:
+    """`meta`'s overall `metric` as a float to rank by (higher is better); -inf when absent or null."""
+    value = meta.get("overall", {}).get(metric)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return -math.inf
+    if math.isnan(value):
+        return -math.inf
+    return -value if metric in LOWER_IS_BETTER else value
+
+
+def best_per_task(heads, metric: str) -> dict:
+    """{task: (meta, predictions)} of the head with the best overall `metric` in each task (first one on ties)."""
+    best: dict = {}
+    for meta, predictions in heads:
+        current = best.get(meta["task"])
+        if current is None or score_of(meta, metric) > score_of(current[0], metric):
+            best[meta["task"]] = (meta, predictions)
+    return best
