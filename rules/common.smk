@@ -9,7 +9,7 @@ import pandas as pd
 from tileprobe.demo import synthetic as tp_demo
 from tileprobe.embed.checksum import cached_sha256
 from tileprobe.config.check import check_config
-from tileprobe.learn.data import check_folds, samples_for_task
+from tileprobe.learn.data import check_folds, samples_for_task, sheet_targets
 from tileprobe.learn.heads.registry import head_names
 from tileprobe.config.samples import check_sheet, read_samples
 from tileprobe.learn import select as tp_select
@@ -262,7 +262,7 @@ def head_outputs(kind, tasks=None):
         PATHS.head_file(kind, task, backbone, layer, augmentation, head)
         for task in (TASKS if tasks is None else tasks)
         for backbone, layer in task_candidates(task)
-        for augmentation in AUGMENTATIONS
+        for augmentation in tp_augment.for_task(TASKS[task], AUGMENT_SPECS)
         for head in TASKS[task]["heads"]
     ]
 
@@ -314,9 +314,8 @@ def check_task_folds(task):
     stopped. Tile-level labels come from annotations, known only once tiled: the head job checks those."""
     spec = TASKS[task]
     if spec["level"] in ("slide", "image"):
-        rows = SAMPLES[SAMPLES[spec["label"]].notna()]
-        labels = rows[spec["label"]].astype(str).str.strip()  # as the heads read them
-        check_folds({**spec, "name": task}, labels, rows["patient"], config["evaluation"]["folds"])
+        spec = {**spec, "name": task}
+        check_folds(spec, *sheet_targets(spec, SAMPLES), config["evaluation"]["folds"])
 
 
 def head_inputs(wildcards):

@@ -19,9 +19,10 @@ from tileprobe.augment.specs import (
                                      Augment,
                                      AugmentError,
                                      check_augmentations,
+                                     for_task,
                                      is_per_tile,
                                      resolve,
 )
 
 __all__ = ["IN_FOLD", "KINDS", "NONE", "PER_TILE", "Augment", "AugmentError", "augment_array", "augment_stores",
-           "check_augmentations", "in_fold", "is_per_tile", "load_copies", "precomputed", "resolve"]
+           "check_augmentations", "for_task", "in_fold", "is_per_tile", "load_copies", "precomputed", "resolve"]

@@ -73,5 +73,20 @@ def check_augmentations(augmentations: dict | None) -> dict[str, dict]:
     return {name: resolve(name, spec) for name, spec in (augmentations or {}).items()}
 
 
+# Augmentations that never look at a label: they suit every task kind. The others mix rows of one class or
+# count classes, which a regression or survival target does not have.
+LABEL_FREE = (*PER_TILE, "gaussian_noise")
+
+
+def for_task(task: dict, specs: dict[str, dict]) -> list[str]:
+    """The augmentation rows a task trains heads on: `none`, then the task's `augmentations` (default: every
+    configured one that suits its kind)."""
+    names = task.get("augmentations")
+    if names is None:
+        value_kind = task.get("kind") in ("regression", "survival")
+        names = [n for n, spec in specs.items() if not value_kind or spec["kind"] in LABEL_FREE]
+    return [NONE, *(n for n in names if n != NONE)]
+
+
 def is_per_tile(spec: dict) -> bool:
     return spec["kind"] in PER_TILE

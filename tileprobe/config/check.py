@@ -141,6 +141,15 @@ def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
             )
         if task["level"] == "group":
             task.setdefault("group_by", GROUP_BY)
+        if "augmentations" in task:
+            _check_names("augmentation", f"tasks.{name}.augmentations", task["augmentations"],
+                         ["none", *(config.get("augmentations") or {})])
+        if task["kind"] == "survival" and not task.get("event"):
+            raise ConfigError(f"config: survival task `{name}` has no `event`; set it to the sample-sheet column "
+                              "that holds 1 (event observed) or 0 (censored). `label` names the time column.")
+        if task["kind"] == "survival" and task["level"] == "tile":
+            raise ConfigError(f"config: task `{name}` is survival at tile level; survival belongs to a patient's "
+                              "slide, so use `level: slide`, `image` or `group`.")
     proxy = config["selection"].get("proxy_task")
     if proxy is not None:
         _check_names("task", "selection.proxy_task", [proxy], config["tasks"])

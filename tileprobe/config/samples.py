@@ -169,6 +169,12 @@ def _check_task_columns(sheet: pd.DataFrame, sheet_path, tasks: dict) -> None:
             if group_by not in sheet.columns:
                 _fail(sheet_path, [f"task `{name}` groups images by `{group_by}`, which the sheet lacks"],
                       "Add that column or change `group_by`.")
+        if task["kind"] == "survival" and task.get("event") not in sheet.columns:
+            _fail(sheet_path, [f"survival task `{name}` needs event column `{task.get('event')}`, which the sheet "
+                               "lacks"],
+                  f"Add a column of 1 (event observed) and 0 (censored), and name it in `tasks.{name}.event`.")
+        if task["kind"] in ("regression", "survival"):
+            continue  # numbers: tileprobe.learn.data checks them, naming the row, when the task is built
         values = sheet[column].dropna()
         if task["kind"] == "multilabel":
             values = values.str.split(";").explode().str.strip()

@@ -4,6 +4,10 @@ A row is a tile (level `tile`), a slide/image (levels `slide`, `image`: the mean
 its tiles as a bag for MIL heads) or a group of images (level `group`: the images of one `group_by` value,
 their embeddings pooled by `pool: mean|max`). Groups are patients, so cross-validation never puts one patient on
 both sides of a split. Multilabel labels are `;`-separated terms; rows keep them as one sorted `;`-joined string.
+
+Regression targets are numbers (`y` float); survival targets are a time (`label`) and an event indicator
+(`event`: 1 the event was observed, 0 censored), kept as the two columns of `y`. Rows with a missing value are
+left out with a warning that names them; a value that cannot be right stops with an error that names its row.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from tileprobe.errors import TileprobeError
 log = logging.getLogger(__name__)
 
 LEVELS = ("tile", "slide", "image", "group")
-KINDS = ("binary", "multiclass", "multilabel")
+CLASS_KINDS = ("binary", "multiclass", "multilabel")
+VALUE_KINDS = ("regression", "survival")  # y holds numbers: a target, or (time, event)
+KINDS = CLASS_KINDS + VALUE_KINDS
 POOLS = ("mean", "max")
 SEPARATOR = ";"
 THRESHOLD = 0.5  # multilabel: a term is predicted when its probability reaches this
@@ -38,7 +44,9 @@ class TaskData:
     level. `bags` (slide, image and group levels) holds each row's tile embeddings, for heads that take bags."""
 
     X: np.ndarray  # (n, d) float32
-    y: np.ndarray  # (n,) object: class names as strings (multilabel: sorted terms joined by ';')
+    # (n,) object: class names as strings (multilabel: sorted terms joined by ';'); regression (n,) float64;
+    # survival (n, 2) float64: time, event (0/1)
+    y: np.ndarray
     groups: np.ndarray  # (n,) object: patient ids as strings
     ids: pd.DataFrame
     kind: str = "multiclass"
@@ -49,7 +57,9 @@ class TaskData:
 
     @property
     def classes(self) -> list[str]:
-        """Class names; for multilabel, the terms."""
+        """Class names; for multilabel, the terms; none for regression and survival."""
+        if self.kind in VALUE_KINDS:
+            return []
         if self.kind == "multilabel":
             return all_terms(self.y)
         return sorted(set(self.y))
@@ -82,6 +92,27 @@ def predicted_labels(proba: np.ndarray, classes, kind: str) -> np.ndarray:
         return np.array([SEPARATOR.join(t for t, p in zip(classes, row) if p >= THRESHOLD) for row in proba],
                         dtype=object)
     return np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]
+
+
+TARGET_BINS = 5  # regression folds stratify on quantile bins of the target
+
+
+def strata(y, kind: str, folds: int = 2) -> np.ndarray:
+    """What the outer folds stratify on: the class, for multilabel the sample's rarest term, for regression
+    the target's quantile bin (each bin holding at least `folds` samples where it can), for survival the event."""
+    if kind == "survival":
+        return np.asarray(y)[:, 1].astype(int).astype(str).astype(object)
+    if kind == "regression":
+        y = np.asarray(y, dtype=np.float64)
+        bins = int(max(1, min(TARGET_BINS, len(y) // max(folds, 1))))
+        edges = np.unique(np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1]))
+        return np.searchsorted(edges, y, side="right").astype(str).astype(object)
+    y = np.asarray(y, dtype=object)
+    if kind != "multilabel":
+        return y
+    counts = pd.Series([t for v in y for t in split_terms(v)]).value_counts()
+    return np.array([min(split_terms(v), key=lambda t: (counts[t], t)) if split_terms(v) else "" for v in y],
+                    dtype=object)
 
 
 def per_term(table: pd.DataFrame) -> pd.DataFrame:
@@ -125,20 +156,81 @@ def _check_task(task: dict) -> None:
                         "use `kind: multiclass` or `binary`, or a slide/image/group-level multilabel task.")
     if level != "tile" and not task.get("label"):
         raise TaskError(f"task '{name}': no `label` given; set it to a column of the sample sheet.")
+    if kind == "survival":
+        if level == "tile":
+            raise TaskError(f"task '{name}': survival is a property of a patient's slide, not of a tile; use "
+                            "`level: slide`, `image` or `group`.")
+        if not task.get("event"):
+            raise TaskError(f"task '{name}': a survival task needs `event`, the sample-sheet column that says "
+                            "whether the event was observed (1) or the time is censored (0); `label` names the "
+                            "time column.")
+
+
+def label_columns(task: dict) -> list[str]:
+    """The sample-sheet columns a task's labels come from: the annotations at tile level, else `label`
+    (and `event`, for survival)."""
+    if task["level"] == "tile":
+        return ["annotations"]
+    return [task["label"]] + ([task["event"]] if task.get("kind") == "survival" else [])
 
 
 def samples_for_task(task: dict, sheet: pd.DataFrame) -> list[str]:
-    """Slides the task needs embedded: those with a label (or, at tile level, with an annotations file)."""
+    """Slides the task needs embedded: those with a label (or, at tile level, with an annotations file);
+    survival needs both the time and the event."""
     _check_task(task)
-    column = "annotations" if task["level"] == "tile" else task["label"]
-    if column not in sheet.columns:
-        fix = (
-            "add an `annotations` column with a GeoJSON path per annotated slide"
-            if column == "annotations"
-            else f"add a column '{column}' to the sample sheet or fix the task's `label`"
-        )
-        raise TaskError(f"task '{_task_name(task)}': the sample sheet has no column '{column}'; {fix}.")
-    return sheet.loc[_is_labelled(sheet[column]), "slide"].astype(str).tolist()
+    columns = label_columns(task)
+    for column in columns:
+        if column not in sheet.columns:
+            fix = (
+                "add an `annotations` column with a GeoJSON path per annotated slide"
+                if column == "annotations"
+                else f"add a column '{column}' to the sample sheet or fix the task's "
+                f"`{'event' if column == task.get('event') and column != task.get('label') else 'label'}`"
+            )
+            raise TaskError(f"task '{_task_name(task)}': the sample sheet has no column '{column}'; {fix}.")
+    labelled = np.logical_and.reduce([_is_labelled(sheet[c]).to_numpy() for c in columns])
+    return sheet.loc[labelled, "slide"].astype(str).tolist()
+
+
+def _number(task: dict, slide: str, column: str, value) -> float:
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        number = float("nan")
+    if not np.isfinite(number):
+        raise TaskError(f"task '{_task_name(task)}' (kind {task.get('kind')}): column '{column}' of slide "
+                        f"'{slide}' holds {str(value).strip()!r}, not a number; write a number there, or leave the "
+                        "cell empty to leave the slide out.")
+    return number
+
+
+def target_value(task: dict, slide: str, row) -> float | tuple[float, float]:
+    """A regression target, or a survival (time, event), from one sample-sheet row (or mapping) of `slide`;
+    a TaskError names the slide, column and value that cannot be one."""
+    time = _number(task, slide, task["label"], row[task["label"]])
+    if task.get("kind") != "survival":
+        return time
+    if time < 0:
+        raise TaskError(f"task '{_task_name(task)}': slide '{slide}' has a negative time {time:g} in column "
+                        f"'{task['label']}'; times count from diagnosis (or another origin), so fix the sheet.")
+    event = _number(task, slide, task["event"], row[task["event"]])
+    if event not in (0.0, 1.0):
+        raise TaskError(f"task '{_task_name(task)}': slide '{slide}' has event {row[task['event']]!r} in column "
+                        f"'{task['event']}'; write 1 where the event was observed and 0 where the time is censored.")
+    return time, event
+
+
+def warn_missing_targets(task: dict, sheet: pd.DataFrame) -> list[str]:
+    """Survival: the slides with a time but no event, or an event but no time, named in a warning (they are
+    left out of the task). Returns them."""
+    if task.get("kind") != "survival" or task["level"] == "tile":
+        return []
+    time, event = (_is_labelled(sheet[c]) if c in sheet.columns else False for c in (task["label"], task["event"]))
+    half = sheet.loc[time ^ event, "slide"].astype(str).tolist()
+    if half:
+        log.warning("task %s: %d slide(s) have a time or an event but not both, and are left out: %s",
+                    _task_name(task), len(half), ", ".join(half))
+    return half
 
 
 def _patients(sheet: pd.DataFrame) -> dict[str, str]:
@@ -192,7 +284,11 @@ def _tile_rows(task: dict, sheet: pd.DataFrame, features: dict, tiles: dict | No
                         _task_name(task), slide)
             continue
         X.append(feats[keep])
-        y.append(table["label"].astype(str).str.strip().to_numpy(dtype=object)[keep])
+        labels = table["label"].astype(str).str.strip().to_numpy(dtype=object)[keep]
+        if task.get("kind") == "regression":  # numeric annotation classes, e.g. a region's tumour cellularity
+            numbers = {v: _number(task, slide, "label (the annotation class)", v) for v in set(labels)}
+            labels = np.array([numbers[v] for v in labels], dtype=np.float64)
+        y.append(labels)
         groups.append(np.full(int(keep.sum()), patients[slide], dtype=object))
         ids.append(pd.DataFrame({
             "slide": slide,
@@ -205,9 +301,13 @@ def _tile_rows(task: dict, sheet: pd.DataFrame, features: dict, tiles: dict | No
 def _slide_rows(task: dict, sheet: pd.DataFrame, features: dict):
     slides_wanted = samples_for_task(task, sheet)  # first: it names a missing label column
     patients = _patients(sheet)
-    labelled = sheet.loc[_is_labelled(sheet[task["label"]])]
     kind = task.get("kind", "binary")
-    labels = {s: _normalise_label(v, kind) for s, v in zip(labelled["slide"].astype(str), labelled[task["label"]])}
+    labelled = sheet.loc[sheet["slide"].astype(str).isin(slides_wanted)]
+    if kind in VALUE_KINDS:
+        warn_missing_targets(task, sheet)
+        labels = {str(r["slide"]): target_value(task, str(r["slide"]), r) for _, r in labelled.iterrows()}
+    else:
+        labels = {s: _normalise_label(v, kind) for s, v in zip(labelled["slide"].astype(str), labelled[task["label"]])}
     X, y, groups, slides, empty, bags = [], [], [], [], [], []
     for slide in slides_wanted:
         feats = _slide_features(task, slide, features)
@@ -215,7 +315,7 @@ def _slide_rows(task: dict, sheet: pd.DataFrame, features: dict):
             empty.append(slide)
             continue
         X.append(tile_mean(feats)[None, :])
-        y.append(np.array([labels[slide]], dtype=object))
+        y.append(np.array([labels[slide]], dtype=np.float64 if kind in VALUE_KINDS else object))
         groups.append(np.array([patients[slide]], dtype=object))
         slides.append(slide)
         bags.append(np.asarray(feats, dtype=np.float32))
@@ -234,7 +334,10 @@ def _group_rows(task: dict, sheet: pd.DataFrame, features: dict):
     X, y, groups, ids, bags = _slide_rows(task, sheet, features)
     if not X:
         return [], [], [], [], []
-    rows = ids[0].assign(label=np.concatenate(y), patient=np.concatenate(groups))
+    values = np.concatenate(y)
+    # a survival label is two numbers: compare them as one key
+    rows = ids[0].assign(label=[str(v) for v in values] if values.ndim > 1 else values,
+                         patient=np.concatenate(groups))
     group_of = dict(zip(sheet["slide"].astype(str), sheet[column]))
     rows["group"] = [group_of.get(s) for s in rows["slide"]]
     unlabelled = rows["group"].isna() | (rows["group"].astype("string").str.strip() == "")
@@ -248,16 +351,31 @@ def _group_rows(task: dict, sheet: pd.DataFrame, features: dict):
         for what, col in (("labels", "label"), ("patients", "patient")):
             if part[col].nunique() > 1:
                 raise TaskError(
-                    f"task '{name}': group '{group}' mixes {what} ({', '.join(sorted(part[col].unique()))}); "
+                    f"task '{name}': group '{group}' mixes {what} ({', '.join(sorted(map(str, part[col].unique())))}); "
                     f"every image of a group must share its {col}. Fix the sample sheet's '{column}' or "
                     f"{'label' if col == 'label' else 'patient'} column.")
         members = part.index.to_numpy()
         out_X.append(pool(vectors[members], axis=0)[None, :])
-        out_y.append(part["label"].to_numpy(dtype=object)[:1])
+        out_y.append(values[members[:1]])
         out_g.append(part["patient"].to_numpy(dtype=object)[:1])
         out_ids.append(pd.DataFrame({"group": [str(group)], "slide": [";".join(part["slide"])]}))
         out_bags.append(np.concatenate([bags[i] for i in members]))
     return out_X, out_y, out_g, out_ids, out_bags
+
+
+def sheet_targets(task: dict, sheet: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, patients) of a slide- or image-level task as its heads will read them, from the sheet alone:
+    what can be checked before any slide is embedded. Names the row of a value that cannot be a target."""
+    slides = samples_for_task(task, sheet)
+    rows = sheet.loc[sheet["slide"].astype(str).isin(slides)]
+    patients = _patients(sheet)
+    kind = task.get("kind", "binary")
+    if kind in VALUE_KINDS:
+        warn_missing_targets(task, sheet)
+        y = np.array([target_value(task, str(r["slide"]), r) for _, r in rows.iterrows()], dtype=np.float64)
+    else:
+        y = np.array([_normalise_label(v, kind) for v in rows[task["label"]]], dtype=object)
+    return y, np.array([patients[str(s)] for s in rows["slide"]], dtype=object)
 
 
 def _rare_classes(y: np.ndarray, groups: np.ndarray, folds: int, kind: str) -> dict[str, int]:
@@ -281,6 +399,9 @@ def check_folds(task: dict, y, groups, folds: int) -> dict[str, int]:
     """The classes (terms) with fewer patients than `folds`, when the task drops them; else a TaskError that says
     what would work. Run on the sheet before any embedding (rules/common.smk) and on a head's data."""
     kind = task.get("kind", "binary")
+    if kind in VALUE_KINDS:
+        check_values(task, y, groups, folds)
+        return {}
     rare = _rare_classes(np.asarray(y, dtype=object), np.asarray(groups, dtype=object), folds, kind)
     if not rare:
         return rare
@@ -304,7 +425,29 @@ def check_folds(task: dict, y, groups, folds: int) -> dict[str, int]:
     )
 
 
+def check_values(task: dict, y, groups, folds: int) -> None:
+    """Regression and survival targets that cross-validation can learn from: enough patients for the folds,
+    a target that varies, at least one observed event; else a TaskError that says what to change."""
+    name, kind = _task_name(task), task.get("kind")
+    y = np.asarray(y, dtype=np.float64)
+    patients = len(set(np.asarray(groups, dtype=object)))
+    if patients < folds:
+        raise TaskError(f"task '{name}' (label '{task.get('label')}'): {patients} labelled patient(s), but "
+                        f"{folds}-fold cross-validation needs at least {folds}. Fix: label more patients, or "
+                        f"lower evaluation.folds to {max(patients, 2)}.")
+    if kind == "regression" and len(y) and np.ptp(y) == 0:
+        raise TaskError(f"task '{name}': every labelled sample has the same value {y[0]:g} in column "
+                        f"'{task.get('label')}', so there is nothing to regress; check the column.")
+    if kind == "survival" and len(y) and not y[:, 1].any():
+        raise TaskError(f"task '{name}': every time in column '{task.get('label')}' is censored (column "
+                        f"'{task.get('event')}' is 0 everywhere), so no risk can be learnt or scored; check the "
+                        "event column (1 = event observed).")
+
+
 def _apply_class_checks(task: dict, data: TaskData, folds: int) -> TaskData:
+    if data.kind in VALUE_KINDS:
+        check_values({**task, "kind": data.kind}, data.y, data.groups, folds)
+        return data
     name = _task_name(task)
     rare = check_folds({**task, "kind": data.kind}, data.y, data.groups, folds)
     if rare:

@@ -1,7 +1,8 @@
 """Honest evaluation: out-of-fold predictions from stratified k-fold cross-validation grouped by patient.
 
 Every sample is predicted once per repeat by a head that never saw its patient; heads tune themselves on inner
-folds of the training part only (nested CV). Metrics are reported on all out-of-fold predictions of a repeat
+folds of the training part only (nested CV). Class tasks are predicted as probabilities, regression tasks as
+values and survival tasks as risk scores (higher: the event comes sooner). Metrics are reported on all out-of-fold predictions of a repeat
 ("overall", averaged over repeats), per fold (mean and std), and with bootstrap 95% confidence intervals that
 resample patients ("ci").
 
@@ -21,7 +22,15 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from tileprobe.config.defaults import fill_defaults, section_keys
 from tileprobe.learn import metrics as m
-from tileprobe.learn.data import THRESHOLD, TaskData, TaskError, predicted_labels, split_terms, term_matrix
+from tileprobe.learn.data import (
+    THRESHOLD,
+    VALUE_KINDS,
+    TaskData,
+    TaskError,
+    predicted_labels,
+    strata,
+    term_matrix,
+)
 from tileprobe.learn.heads.registry import make_head
 from tileprobe.threads import limited_threads
 
@@ -110,17 +119,26 @@ def multilabel_metrics(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
 
 
 def metric_names(kind: str = "multiclass") -> list[str]:
-    return list(MULTILABEL_METRICS) if kind == "multilabel" else list(METRICS)
+    return list({"multilabel": MULTILABEL_METRICS, "regression": m.REGRESSION,
+                 "survival": m.SURVIVAL}.get(kind, METRICS))
 
 
 def encode(y_true, classes, kind: str) -> np.ndarray:
-    """Labels as class indices, or for multilabel a 0/1 term matrix: what the scoring functions take."""
+    """Labels as class indices, or for multilabel a 0/1 term matrix, or the numbers of a regression or survival
+    target: what the scoring functions take."""
+    if kind in VALUE_KINDS:
+        return np.asarray(y_true, dtype=np.float64)
     return term_matrix(y_true, list(classes)) if kind == "multilabel" else _encode(y_true, list(classes))
 
 
 def score(truth: np.ndarray, proba: np.ndarray, kind: str) -> dict[str, float]:
-    """Metrics of encoded labels (see `encode`); the bootstrap calls this on resampled rows."""
+    """Metrics of encoded labels (see `encode`) against the predictions (probabilities; for regression and
+    survival one column: the value or the risk); the bootstrap calls this on resampled rows."""
     proba = np.asarray(proba, dtype=np.float64)
+    if kind == "regression":
+        return m.regression_metrics(truth, proba[:, 0])
+    if kind == "survival":
+        return m.survival_metrics(truth[:, 0], truth[:, 1], proba[:, 0])
     return multilabel_metrics(truth, proba) if kind == "multilabel" else single_label_metrics(
         truth, proba, proba.shape[1])
 
@@ -136,16 +154,6 @@ def settings(evaluation: dict | None) -> dict:
     return {k: int(merged[k]) for k in section_keys("evaluation")}
 
 
-def _strata(y, kind: str) -> np.ndarray:
-    """What the outer folds stratify on: the class, or for multilabel the sample's rarest term."""
-    y = np.asarray(y, dtype=object)
-    if kind != "multilabel":
-        return y
-    counts = pd.Series([t for v in y for t in split_terms(v)]).value_counts()
-    return np.array([min(split_terms(v), key=lambda t: (counts[t], t)) if split_terms(v) else "" for v in y],
-                    dtype=object)
-
-
 def cv_splits(y, groups, folds: int, repeats: int, seed: int) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """(repeat, fold, train indices, test indices); each repeat reshuffles with seed + repeat."""
     X_dummy = np.zeros((len(y), 1))
@@ -159,7 +167,10 @@ def cv_splits(y, groups, folds: int, repeats: int, seed: int) -> Iterator[tuple[
 
 
 def aligned_proba(head, X: np.ndarray, classes: list) -> np.ndarray:
-    """Probabilities with one column per task class, zeros for a class the head never saw in its fold."""
+    """Probabilities with one column per task class, zeros for a class the head never saw in its fold; for
+    regression and survival heads (no classes), one column: the predicted value or risk."""
+    if not classes:
+        return np.asarray(head.predict(X), dtype=np.float64).reshape(-1, 1)
     proba = head.predict_proba(X)
     out = np.zeros((len(X), len(classes)))
     for j, c in enumerate(head.classes_):
@@ -225,7 +236,8 @@ def fit_head(head_name: str, data: TaskData, rows, seed: int, augment: Augment |
             raise TaskError(f"head '{head_name}' takes bags of tiles, which feature-space augmentation does not "
                             "make; use augmentation `none` for it or a head on pooled features (logreg, mlp).")
         X, y, groups = augment(X, y, groups, augment_seed)
-    return head.fit(X, np.asarray(y, dtype=object), np.asarray(groups, dtype=object))
+    y = np.asarray(y, dtype=np.float64 if data.kind in VALUE_KINDS else object)
+    return head.fit(X, y, np.asarray(groups, dtype=object))
 
 
 def cross_validate(data: TaskData, head_name: str, evaluation: dict | None = None,
@@ -242,17 +254,23 @@ def cross_validate(data: TaskData, head_name: str, evaluation: dict | None = Non
 def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment | None):
     classes, kind = data.classes, data.kind
     names = metric_names(kind)
-    proba = np.full((cfg["repeats"], len(data), len(classes)), np.nan)
+    proba = np.full((cfg["repeats"], len(data), max(len(classes), 1)), np.nan)
     fold_of = np.full((cfg["repeats"], len(data)), -1)
+    # regression: the training part's mean, the baseline; survival: the median risk of the training part
+    reference = np.full((cfg["repeats"], len(data)), np.nan)
     fold_rows = []
-    strata = _strata(data.y, kind)
-    for repeat, fold, train, test in cv_splits(strata, data.groups, cfg["folds"], cfg["repeats"], cfg["seed"]):
+    strata_ = strata(data.y, kind, cfg["folds"])
+    for repeat, fold, train, test in cv_splits(strata_, data.groups, cfg["folds"], cfg["repeats"], cfg["seed"]):
         if len(test) == 0:
             log.warning("repeat %d fold %d has no test samples; skipped", repeat, fold)
             continue
         head = fit_head(head_name, data, train, cfg["seed"] + repeat, augment, fold_seed(cfg["seed"], repeat, fold))
         proba[repeat, test] = aligned_proba(head, head_inputs(data, head, test), classes)
         fold_of[repeat, test] = fold
+        if kind == "regression":
+            reference[repeat, test] = np.mean(data.y[train])
+        elif kind == "survival":  # splits the test part into high and low risk, as a clinician would have
+            reference[repeat, test] = np.median(aligned_proba(head, head_inputs(data, head, train), classes))
         fold_rows.append({"repeat": repeat, "fold": fold, "n_test": int(len(test)),
                           **metrics(data.y[test], proba[repeat, test], classes, kind)})
 
@@ -267,20 +285,32 @@ def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment 
     result = {"overall": overall, "folds": fold_rows, "mean": mean, "std": std, "ci": ci,
               "ci_method": {"level": CI_LEVEL, "resamples": cfg["bootstrap"], "unit": "patient",
                             "kind": "percentile"}}
-    return _predictions(data, classes, proba, fold_of), result
+    if kind == "regression":  # the baseline: each fold predicts its training part's mean for every test row
+        baseline = _repeat_mean([m.regression_metrics(data.y, reference[r]) for r in range(cfg["repeats"])], names)
+        result["chance"] = {**baseline, "pearson": 0.0, "spearman": 0.0}  # a constant correlates with nothing
+    return _predictions(data, classes, proba, fold_of, reference), result
 
 
-def _predictions(data: TaskData, classes: list, proba: np.ndarray, fold_of: np.ndarray) -> pd.DataFrame:
-    """One row per sample per repeat, in sample order within each repeat."""
+def _predictions(data: TaskData, classes: list, proba: np.ndarray, fold_of: np.ndarray,
+                 reference: np.ndarray) -> pd.DataFrame:
+    """One row per sample per repeat, in sample order within each repeat: y_true, y_pred and prob_{class}
+    columns; regression y_true and y_pred numbers; survival time, event, risk and risk_threshold (the fold's
+    training median: a row above it is high risk)."""
     frames = []
     for repeat in range(proba.shape[0]):
         frame = data.ids.reset_index(drop=True).copy()
         frame["patient"] = data.groups
         frame["repeat"] = repeat
         frame["fold"] = fold_of[repeat]
-        frame["y_true"] = data.y
-        frame["y_pred"] = predicted_labels(proba[repeat], classes, data.kind)
-        for j, c in enumerate(classes):
-            frame[f"prob_{c}"] = proba[repeat, :, j]
+        if data.kind == "survival":
+            frame["time"], frame["event"] = data.y[:, 0], data.y[:, 1].astype(np.int64)
+            frame["risk"], frame["risk_threshold"] = proba[repeat, :, 0], reference[repeat]
+        elif data.kind == "regression":
+            frame["y_true"], frame["y_pred"] = data.y, proba[repeat, :, 0]
+        else:
+            frame["y_true"] = data.y
+            frame["y_pred"] = predicted_labels(proba[repeat], classes, data.kind)
+            for j, c in enumerate(classes):
+                frame[f"prob_{c}"] = proba[repeat, :, j]
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

@@ -77,3 +77,78 @@ def average_precision(positive: np.ndarray, score: np.ndarray) -> float:
     precision = tps / (last_of_tie + 1)
     recall = tps / tps[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+# ---------------------------------------------------------------- regression and survival
+
+# Regression scores in report order; r2, pearson and spearman grow with quality, mae and rmse shrink.
+REGRESSION = ("r2", "mae", "rmse", "pearson", "spearman")
+# Survival: Harrell's concordance of risk with observed times, and Uno's, which weights pairs by the inverse
+# probability of censoring and so stays unbiased where many patients are censored.
+SURVIVAL = ("c_index", "c_index_uno")
+LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+PAIR_BLOCK = 2048
+TIED_RISK = 1e-8  # risks closer than this are tied (scikit-survival's tied_tol), so float noise is no ranking
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def regression_metrics(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """R² (1 - SSE/SST, sklearn's r2_score), MAE, RMSE and Pearson and Spearman correlation; a score that is
+    undefined (a constant truth or prediction) is NaN."""
+    truth, pred = np.asarray(truth, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    error = pred - truth
+    total = ((truth - truth.mean()) ** 2).sum()
+    return {
+        "r2": float(1 - (error * error).sum() / total) if total > 0 else float("nan"),
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error * error).mean())),
+        "pearson": _correlation(truth, pred),
+        "spearman": _correlation(_average_ranks(truth), _average_ranks(pred)),
+    }
+
+
+def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
+    """Harrell's concordance index: of the pairs where the shorter time ends in an event, the share whose
+    risk is higher for the shorter time (ties in risk count one half). As in scikit-survival's
+    concordance_index_censored, an event is also comparable with a censoring at the same time, and two events
+    at one time are not comparable; NaN without a comparable pair."""
+    time, risk = np.asarray(time, dtype=np.float64), np.asarray(risk, dtype=np.float64)
+    event = np.asarray(event, dtype=bool)
+    pairs = concordant = 0.0
+    for start in range(0, len(time), PAIR_BLOCK):  # blocks of rows: memory stays bounded for 10,000 slides
+        rows = slice(start, start + PAIR_BLOCK)
+        t, e = time[rows, None], event[rows, None]
+        # comparable[i, j]: i had the event before j's time (or at it, when j is censored then)
+        comparable = e & ((t < time[None, :]) | ((t == time[None, :]) & ~event[None, :]))
+        difference = risk[rows, None] - risk[None, :]
+        pairs += comparable.sum()
+        concordant += ((difference > TIED_RISK) & comparable).sum() + 0.5 * (
+            (np.abs(difference) <= TIED_RISK) & comparable).sum()
+    return float(concordant / pairs) if pairs else float("nan")
+
+
+def uno_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
+    """Uno's IPCW concordance (scikit-survival), with the censoring distribution estimated on the same rows;
+    NaN where it is undefined (no event, or every time censored at the end)."""
+    from sksurv.metrics import concordance_index_ipcw
+    from sksurv.util import Surv
+
+    event = np.asarray(event, dtype=bool)
+    if not event.any():
+        return float("nan")
+    outcome = Surv.from_arrays(event, np.asarray(time, dtype=np.float64))
+    # tau: the last event time, so the censoring survival estimate stays positive where it is used
+    tau = float(np.max(outcome["time"][event]))
+    try:
+        return float(concordance_index_ipcw(outcome, outcome, np.asarray(risk, dtype=np.float64), tau=tau)[0])
+    except (ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+def survival_metrics(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> dict[str, float]:
+    return {"c_index": harrell_c(time, event, risk), "c_index_uno": uno_c(time, event, risk)}

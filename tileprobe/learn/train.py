@@ -16,7 +16,7 @@ from sklearn.metrics import f1_score
 import tileprobe
 from tileprobe.atomic import atomic_path
 from tileprobe.jsonable import jsonable
-from tileprobe.learn.data import TaskData, all_terms, per_term, term_matrix
+from tileprobe.learn.data import VALUE_KINDS, TaskData, all_terms, per_term, term_matrix
 from tileprobe.learn.evaluate import Augment, cross_validate, fit_head, refit_seed, settings
 from tileprobe.threads import limited_threads
 
@@ -42,7 +42,22 @@ def chance(y: np.ndarray, kind: str = "multiclass") -> dict[str, float]:
     }
 
 
+def _describe_values(data: TaskData) -> dict:
+    """Regression: the target's spread; survival: events and censoring. The regression baseline (the training
+    folds' mean) comes from cross-validation, which knows the folds; survival's is a coin toss."""
+    base = {"n_samples": int(len(data)), "n_groups": int(len(set(data.groups))), "classes": []}
+    if data.kind == "regression":
+        y = np.asarray(data.y, dtype=np.float64)
+        return {**base, "target": {"mean": float(y.mean()), "std": float(y.std()), "min": float(y.min()),
+                                   "max": float(y.max())}}
+    time, event = data.y[:, 0], data.y[:, 1].astype(bool)
+    return {**base, "events": int(event.sum()), "censored": int((~event).sum()),
+            "median_time": float(np.median(time)), "chance": {"c_index": 0.5, "c_index_uno": 0.5}}
+
+
 def _describe(data: TaskData) -> dict:
+    if data.kind in VALUE_KINDS:
+        return _describe_values(data)
     table = pd.DataFrame({"y": data.y, "g": data.groups})
     if data.kind == "multilabel":  # counts per term
         table = per_term(table)

@@ -2,6 +2,7 @@
 
 A slide is a bag of tile embeddings; the network learns which tiles matter (attention weights that sum to one
 over the slide), pools them by those weights and classifies the pooled vector. Only the slide label is needed.
+With one output it regresses a number (squared error) or scores a risk (Cox loss, over the bags of a batch).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class ABMILHead(TorchHead):
     lr = 5e-4
     max_epochs = 100
     batch_size = 8  # bags per optimiser step
+    kinds = ("binary", "multiclass", "multilabel", "regression", "survival")
 
     def architecture(self) -> dict:
         return {"hidden": self.hidden, "attention": self.attention_dim, "dropout": self.dropout, "gated": True}
@@ -58,7 +60,8 @@ class ABMILHead(TorchHead):
         T, self.classes_ = targets(y, self.task_kind)
         tiles = np.concatenate([np.asarray(b, dtype=np.float32) for b in bags])
         self._fit_standardisation(tiles)
-        inputs, truth = [self._standardise(b) for b in bags], target_tensor(T, self.task_kind)
+        inputs = [self._standardise(b) for b in bags]
+        truth = target_tensor(self._training_targets(T), self.task_kind)
         loss = loss_function(self.task_kind)
 
         def loss_of(idx):
@@ -72,6 +75,10 @@ class ABMILHead(TorchHead):
         self._check_fitted()
         with torch.no_grad():
             return probabilities(torch.stack([self.net(self._standardise(b)) for b in bags]), self.task_kind)
+
+    def predict(self, bags) -> np.ndarray:
+        """Regression: the predicted values; survival: the risk scores."""
+        return self._values(self.predict_proba(bags))
 
     def attention(self, bag) -> np.ndarray:
         """Attention weight of each tile of one bag (sums to one): where the head looked."""

@@ -2,6 +2,8 @@
 
 Labels reach a head as a 1-D array of strings. For `kind: multilabel` each string holds the sample's terms
 separated by `;` (an empty string: no term), and the head predicts one independent probability per term.
+Regression targets reach it as floats and survival targets as a (n, 2) float array (time, event); such heads
+have no classes and `predict(X)` returns the value, or the risk score (higher: the event comes sooner).
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from tileprobe.errors import TileprobeError
-from tileprobe.learn.data import all_terms, term_matrix
+from tileprobe.learn.data import KINDS, VALUE_KINDS, all_terms, strata, term_matrix
 
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT = "tileprobe-head"
-KINDS = ("binary", "multiclass", "multilabel")
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +32,8 @@ class HeadError(TileprobeError, ValueError):
 def targets(y, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """(targets, classes): class indices for single-label kinds, a 0/1 float matrix over the sorted terms for
     multilabel."""
+    if kind in VALUE_KINDS:
+        return np.asarray(y, dtype=np.float64), np.array([], dtype=object)
     if kind == "multilabel":
         terms = all_terms(y)
         return term_matrix(y, terms).astype(np.float64), np.array(terms, dtype=object)
@@ -52,10 +55,14 @@ def brier(T: np.ndarray, P: np.ndarray) -> float:
 def inner_splits(y, groups, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Inner (train, validation) splits of a training part, grouped by patient when groups are given.
 
-    Stratified on the label string (for multilabel: the term set). Folds shrink to what the classes and the
-    number of patients allow, so a small outer fold still tunes instead of failing; the log says so, once.
+    Stratified on the label string (for multilabel: the term set; regression: the target's quantile bin;
+    survival: the event). Folds shrink to what the classes and the number of patients allow, so a small outer
+    fold still tunes instead of failing; the log says so, once.
     """
-    y = np.asarray(y).astype(str)
+    y = np.asarray(y)
+    if y.dtype.kind == "f":  # a regression target, or survival's (time, event)
+        y = strata(y, "survival" if y.ndim == 2 else "regression", folds)
+    y = y.astype(str)
     n_groups = len(set(groups)) if groups is not None else len(y)
     classes, counts = np.unique(y, return_counts=True)
     stratify = counts.min() >= 2

@@ -1,6 +1,7 @@
 """k nearest neighbours by cosine similarity; k chosen on inner folds by the Brier score.
 
-Probabilities are the neighbours' vote shares (per term for multilabel). The fitted head keeps its training
+Probabilities are the neighbours' vote shares (per term for multilabel); a regression prediction is the
+neighbours' mean target, with k chosen by the squared error. The fitted head keeps its training
 embeddings (L2-normalised, float32) and labels, saved as safetensors beside `model.json`.
 """
 
@@ -50,13 +51,16 @@ class KNNHead:
     input = "features"
 
     def __init__(self, seed: int = 0, kind: str = "multiclass", k: int | None = None):
-        check_kind(self.name, kind, ("binary", "multiclass", "multilabel"))
+        check_kind(self.name, kind, ("binary", "multiclass", "multilabel", "regression"))
         self.seed, self.task_kind, self.k = seed, kind, k
         self.k_: int | None = None
         self.tuning_: dict = {}
         self.classes_ = self.reference_ = self.targets_ = None
 
     def _onehot(self, T, n):
+        """What neighbours average: one-hot classes, 0/1 terms, or the regression target as one column."""
+        if self.task_kind == "regression":
+            return np.asarray(T, dtype=np.float64)[:, None]
         return T if self.task_kind == "multilabel" else one_hot(T, n)
 
     def _tune(self, Z, T, y, groups) -> int:
@@ -88,6 +92,10 @@ class KNNHead:
             raise RuntimeError("knn head is not fitted; call fit(X, y) or load_head(dir) first")
         nearest = _neighbours(self.reference_, _normalise(X), self.k_)
         return _vote(nearest, self.targets_.astype(np.float64), self.k_)
+
+    def predict(self, X) -> np.ndarray:
+        """Regression: the mean target of the k nearest training rows."""
+        return self.predict_proba(X)[:, 0]
 
     def to_spec(self) -> dict:
         return {

@@ -1,6 +1,7 @@
 """Multilayer perceptrons on standardised embeddings (torch): `mlp` (one hidden layer), `mlp2` (two), and
 `multitask`, one shared trunk with one sigmoid output per term for multilabel tasks (the shape Zhang et al.,
-KDD 2015, used for the controlled-vocabulary terms of ISH images).
+KDD 2015, used for the controlled-vocabulary terms of ISH images). `mlp` and `mlp2` also regress a number
+(squared error on the standardised target).
 
 Early stopping on a validation split of the training part's patients picks the epoch. Saved as `model.json`
 (architecture, classes, training record) + `weights.safetensors` (weights and the input standardisation).
@@ -30,7 +31,7 @@ def build_network(n_in: int, hidden: list[int], n_out: int, dropout: float) -> n
 @register_head("mlp")
 class MLPHead(TorchHead):
     input = "features"
-    kinds = ("binary", "multiclass")
+    kinds = ("binary", "multiclass", "regression")
     hidden = (256,)
 
     def architecture(self) -> dict:
@@ -44,7 +45,7 @@ class MLPHead(TorchHead):
         T, self.classes_ = targets(y, self.task_kind)
         X = np.asarray(X, dtype=np.float32)
         self._fit_standardisation(X)
-        inputs, truth = self._standardise(X), target_tensor(T, self.task_kind)
+        inputs, truth = self._standardise(X), target_tensor(self._training_targets(T), self.task_kind)
         loss = loss_function(self.task_kind)
         self._train(X.shape[1], lambda idx: loss(self.net(inputs[idx]), truth[idx]), y, groups)
         return self
@@ -53,6 +54,10 @@ class MLPHead(TorchHead):
         self._check_fitted()
         with torch.no_grad():
             return probabilities(self.net(self._standardise(X)), self.task_kind)
+
+    def predict(self, X) -> np.ndarray:
+        """Regression: the predicted values."""
+        return self._values(self.predict_proba(X))
 
 
 @register_head("mlp2")

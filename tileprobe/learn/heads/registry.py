@@ -43,7 +43,7 @@ class Head(Protocol):
 # Every built-in head and the module that defines it. Naming a head (config checks, a dry run) imports nothing;
 # its module, and torch for the torch heads, is imported when the head is first built or loaded.
 BUILT_IN = {"logreg": "logreg", "knn": "knn", "meanpool": "meanpool", "mlp": "mlp", "mlp2": "mlp",
-            "multitask": "mlp", "abmil": "abmil"}
+            "multitask": "mlp", "abmil": "abmil", "ridge": "ridge", "cox": "cox"}
 _CLASSES: dict[str, type] = {}
 
 

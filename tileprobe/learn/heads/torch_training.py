@@ -25,15 +25,41 @@ def validation_split(y, groups, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return splits[0]
 
 
+class CoxLoss(nn.Module):
+    """Negative Cox partial log-likelihood of risk scores (Breslow's handling of ties, up to their order), over
+    the samples of one batch: each event is scored against everyone still at risk at its time."""
+
+    def forward(self, risk: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        risk, time, event = risk.reshape(-1), target[:, 0], target[:, 1]
+        order = torch.argsort(time, descending=True)  # the risk set of row i: rows 0..i after sorting
+        risk, event = risk[order], event[order]
+        events = event.sum()
+        if events == 0:  # a batch without an event says nothing about the order of risks
+            return risk.sum() * 0.0
+        return -((risk - torch.logcumsumexp(risk, dim=0)) * event).sum() / events
+
+
+class SquaredError(nn.Module):
+    """Mean squared error of a one-column output against a standardised target."""
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return torch.mean((output.reshape(-1) - target) ** 2)
+
+
 def loss_function(kind: str) -> nn.Module:
-    return nn.BCEWithLogitsLoss() if kind == "multilabel" else nn.CrossEntropyLoss()
+    return {"multilabel": nn.BCEWithLogitsLoss, "regression": SquaredError,
+            "survival": CoxLoss}.get(kind, nn.CrossEntropyLoss)()
 
 
 def target_tensor(T: np.ndarray, kind: str) -> torch.Tensor:
-    return torch.as_tensor(T, dtype=torch.float32) if kind == "multilabel" else torch.as_tensor(T, dtype=torch.long)
+    if kind in ("multilabel", "regression", "survival"):
+        return torch.as_tensor(T, dtype=torch.float32)
+    return torch.as_tensor(T, dtype=torch.long)
 
 
 def probabilities(logits: torch.Tensor, kind: str) -> np.ndarray:
+    if kind in ("regression", "survival"):  # one output: the (standardised) value, or the risk
+        return logits.detach().double().numpy().reshape(len(logits), -1)[:, 0]
     out = torch.sigmoid(logits) if kind == "multilabel" else torch.softmax(logits, dim=-1)
     return out.detach().double().numpy()
 
