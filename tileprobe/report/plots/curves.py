@@ -2,7 +2,8 @@
 
 Curves come from the out-of-fold predictions (predictions.parquet), so they show what cross-validation saw.
 Binary tasks use the second class (sorted) as positive, as the metrics do; multiclass tasks are drawn
-one-vs-rest, micro-averaged (every sample x class pair is one point).
+one-vs-rest, micro-averaged (every sample x class pair is one point). Regression and survival heads have no
+class probabilities: both figures leave them out (tileprobe.report.plots.outcomes draws them).
 """
 
 from __future__ import annotations
@@ -13,9 +14,16 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import auc, confusion_matrix, precision_recall_curve, roc_curve
 
+from tileprobe.report.kinds import CLASSIFICATION, family
 from tileprobe.report.plots import Drawn, config_label, empty, plt, save
 
 PROB = "prob_"
+
+
+def class_heads(heads: list[tuple[dict, pd.DataFrame]]) -> list[tuple[dict, pd.DataFrame]]:
+    """The heads of classification tasks, with class probabilities to draw from."""
+    return [(meta, predictions) for meta, predictions in heads
+            if family(meta.get("kind")) == CLASSIFICATION and any(c.startswith(PROB) for c in predictions.columns)]
 
 
 def scores_and_truth(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -32,9 +40,12 @@ def scores_and_truth(predictions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
 
 
 def roc_pr(heads: list[tuple[dict, pd.DataFrame]], path: str | Path) -> Drawn:
-    """A row per task: ROC (left) and precision-recall (right), one curve per trained head."""
+    """A row per classification task: ROC (left) and precision-recall (right), one curve per trained head."""
     if not heads:
         return empty(path, "no predictions to draw curves from")
+    heads = class_heads(heads)
+    if not heads:
+        return empty(path, "no classification task: no ROC or precision-recall curves to draw")
     tasks = sorted({meta["task"] for meta, _ in heads})
     fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 4 * len(tasks)),
                              squeeze=False, layout="constrained")
@@ -57,9 +68,13 @@ def roc_pr(heads: list[tuple[dict, pd.DataFrame]], path: str | Path) -> Drawn:
 
 
 def confusion(heads: list[tuple[dict, pd.DataFrame]], metric: str, path: str | Path) -> Drawn:
-    """One panel per task: the confusion matrix (rows: true, normalised; numbers: counts) of its best head."""
+    """One panel per classification task: the confusion matrix (rows: true, normalised; numbers: counts) of its
+    best head."""
     if not heads:
         return empty(path, "no predictions to draw confusion matrices from")
+    heads = class_heads(heads)
+    if not heads:
+        return empty(path, "no classification task: no confusion matrix to draw")
     best: dict[str, tuple[dict, pd.DataFrame]] = {}
     for meta, predictions in heads:
         score = meta.get("overall", {}).get(metric)

@@ -1,4 +1,8 @@
-"""Metric bars per trained head, and metric against layer depth per backbone, one panel per task."""
+"""Metric bars per trained head, and metric against layer depth per backbone, one panel per task.
+
+A classification task's panel draws the configured metric; a regression task's draws r2 and a survival task's
+c_index (tileprobe.report.kinds), each with its own chance level.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from tileprobe.report.kinds import CHANCE, headline
 from tileprobe.report.plots import Drawn, config_label, empty, plt, save
 
 
@@ -25,6 +30,32 @@ def error_bars(frame: pd.DataFrame, metric: str) -> tuple[np.ndarray, str]:
     return np.vstack([std, std]), "± std over folds"
 
 
+def panel_metric(frame: pd.DataFrame, metric: str) -> str:
+    """The score a task's panel draws: `metric` for classification, r2 for regression, c_index for survival."""
+    kind = frame["kind"].iloc[0] if "kind" in frame and len(frame) else None
+    shown = headline(kind, metric)
+    return shown if shown in frame else metric
+
+
+def chance_level(frame: pd.DataFrame, metric: str) -> float | None:
+    """The panel's chance line: the summary's chance column where it has one, else the known chance of r2 (0) or
+    c_index (0.5); None for a metric without one."""
+    column = f"chance_{metric}"
+    if column in frame and frame[column].notna().any():
+        return float(frame[column].dropna().iloc[0])
+    return CHANCE.get(metric)
+
+
+def axis_range(values, below=0.0) -> tuple[float, float]:
+    """0 to 1.05; where a score is negative (an r2 worse than the mean's), down to it and its error bar
+    (`below`: the distance to the bar's lower end)."""
+    values = np.asarray(values, float)
+    if not (values < 0).any():
+        return 0.0, 1.05
+    reach = values - np.nan_to_num(np.broadcast_to(np.asarray(below, float), values.shape))
+    return float(np.nanmin(reach)) * 1.05 - 0.02, 1.05
+
+
 def _colours(names) -> dict:
     cmap = plt.get_cmap("tab10")
     return {name: cmap(i % 10) for i, name in enumerate(sorted(set(names)))}
@@ -40,18 +71,20 @@ def metric_bars(summary: pd.DataFrame, metric: str, path: str | Path) -> Drawn:
                              layout="constrained", gridspec_kw={"height_ratios": heights})
     colours = _colours(summary["backbone"])
     for ax, task in zip(axes[:, 0], tasks):
-        frame = summary[summary["task"] == task].sort_values(metric, na_position="first").reset_index(drop=True)
-        bars, what = error_bars(frame, metric)
-        ax.barh(np.arange(len(frame)), frame[metric].fillna(0), xerr=np.nan_to_num(bars), capsize=3,
+        frame = summary[summary["task"] == task]
+        shown = panel_metric(frame, metric)
+        frame = frame.sort_values(shown, na_position="first").reset_index(drop=True)
+        bars, what = error_bars(frame, shown)
+        ax.barh(np.arange(len(frame)), frame[shown].fillna(0), xerr=np.nan_to_num(bars), capsize=3,
                 color=[colours[b] for b in frame["backbone"]])
         ax.set_yticks(np.arange(len(frame)), [config_label(r) for _, r in frame.iterrows()], fontsize=8)
-        chance = f"chance_{metric}"
-        if chance in frame and frame[chance].notna().any():
-            ax.axvline(float(frame[chance].dropna().iloc[0]), color="grey", linestyle="--", label="chance")
+        chance = chance_level(frame, shown)
+        if chance is not None:
+            ax.axvline(chance, color="grey", linestyle="--", label="chance")
             ax.legend(loc="lower right", fontsize=8)
-        ax.set_xlim(0, 1.05)
+        ax.set_xlim(*axis_range(frame[shown], bars[0]))
         ax.set_title(f"task {task}", loc="left", fontsize=10)
-        ax.set_xlabel(f"{metric} (error bars: {what})", fontsize=8)
+        ax.set_xlabel(f"{shown} (error bars: {what})", fontsize=8)
     return save(fig, path)
 
 
@@ -69,20 +102,21 @@ def layer_depth(summary: pd.DataFrame, layers: dict[str, list[str]], metric: str
     colours = _colours(summary["backbone"])
     for ax, task in zip(axes[0], tasks):
         frame = summary[summary["task"] == task]
+        shown = panel_metric(frame, metric)
         for (backbone, head), group in frame.groupby(["backbone", "head"], sort=True):
             order = layers.get(backbone) or sorted(group["layer"].unique())
             order = [x for x in order if x != "final"] + ["final"]  # `final` is the deepest wherever it is listed
-            means = group.groupby("layer")[metric].mean()
+            means = group.groupby("layer")[shown].mean()
             depth = [(order.index(layer), means[layer]) for layer in means.index if layer in order]
             depth.sort()
             ax.plot([d for d, _ in depth], [v for _, v in depth], marker="o", color=colours[backbone],
                     label=f"{backbone} / {head}")
             for d, _ in depth:
                 ax.annotate(order[d], (d, 0.02), fontsize=7, rotation=90, xycoords=("data", "axes fraction"))
-        ax.set_ylim(0, 1.05)
+        ax.set_ylim(*axis_range(frame[shown]))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("layer depth (configured order)")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(shown)
         ax.set_title(f"task {task}", fontsize=10)
         ax.legend(fontsize=7)
     return save(fig, path)
