@@ -73,6 +73,29 @@ rule figure_curves:
         "../scripts/figure_curves.py"
 
 
+rule figure_outcomes:
+    # Regression and survival heads: predicted against true values, Kaplan-Meier curves of the risk halves. Each
+    # figure says so when no task is of its kind, so the report always has both.
+    input:
+        metrics=lambda wc: head_outputs("metrics"),
+        predictions=lambda wc: head_outputs("predictions"),
+    output:
+        scatter=figure("predicted_vs_true", "predicted_vs_true", "3. Predictions"),
+        km=figure("kaplan_meier", "kaplan_meier", "3. Predictions"),
+    log:
+        PATHS.log("figures", "outcomes"),
+    benchmark:
+        PATHS.benchmark("figures", "outcomes")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../envs/tileprobe.yaml"
+    script:
+        "../scripts/figure_outcomes.py"
+
+
 rule figure_embedding:
     input:
         unpack(embedding_inputs),

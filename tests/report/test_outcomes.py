@@ -146,3 +146,35 @@ def test_a_negative_r2_widens_the_axis_below_zero():
     low, high = axis_range([-0.5, 0.6], [0.1, 0.1])
     assert low < -0.6 and high == 1.05
     assert axis_range(pd.Series([np.nan, -0.2]))[0] < -0.2
+
+
+def test_figure_outcomes_job_reads_value_heads_and_writes_both_figures(tmp_path):
+    import json
+
+    from tileprobe.workflow.jobs import figure_outcomes
+
+    metrics, predictions = [], []
+    for i, (meta, frame) in enumerate(mixed_heads()):
+        folder = tmp_path / f"head{i}"
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps(meta))
+        frame.to_parquet(folder / "predictions.parquet")
+        metrics.append(str(folder / "metrics.json"))
+        predictions.append(str(folder / "predictions.parquet"))
+    figure_outcomes(metrics, predictions, str(tmp_path / "out/predicted_vs_true.png"), str(tmp_path / "out/km.png"))
+    picture(tmp_path / "out/predicted_vs_true.png")
+    picture(tmp_path / "out/km.png")
+
+
+def test_every_report_figure_rule_is_asked_for_by_the_report():
+    """A figure rule in rules/report.smk whose output report_figures() (rules/common.smk) leaves out never runs."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    made = set(re.findall(r'figure\("([a-z_]+)"', (root / "rules/report.smk").read_text()))
+    common = (root / "rules/common.smk").read_text()
+    body = common[common.index("def report_figures("):]
+    listed = set(re.findall(r'"([a-z_]+)"', body[:body.index("return")]))
+    assert {"predicted_vs_true", "kaplan_meier"} <= made
+    assert made - {"selection"} <= listed, sorted(made - listed)

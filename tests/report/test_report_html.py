@@ -14,11 +14,12 @@ import pytest
 from PIL import Image
 
 from tests.support.runner import snakemake
+from tileprobe.report.summary import families
 
 pytestmark = pytest.mark.workflow
 
-FIGURES = ["metric_bars", "layer_depth", "roc_pr", "confusion", "qc_gallery", "timing", "selection",
-           "embedding_tissue", "embedding_tumor", "embedding_stage"]
+FIGURES = ["metric_bars", "layer_depth", "roc_pr", "confusion", "predicted_vs_true", "kaplan_meier", "qc_gallery",
+           "timing", "selection", "embedding_tissue", "embedding_tumor", "embedding_stage"]
 CATEGORIES = ["1. Summary", "2. Scores", "3. Predictions", "4. Embeddings", "5. Quality control",
               "6. Backbone selection", "7. Time per stage"]
 
@@ -69,7 +70,9 @@ def test_report_figures_are_written(demo_run):
         with Image.open(figures / f"{name}.png") as image:
             assert min(image.size) > 200 and np.asarray(image.convert("L")).std() > 5, name
     page = (demo_run / "results/report/summary.html").read_text()
-    assert page.count("</tr>") == 1 + len(pd.read_parquet(demo_run / "results/report/summary.parquet"))
+    summary = pd.read_parquet(demo_run / "results/report/summary.parquet")
+    tables = len(families(summary))  # a table, with its header row, per kind family
+    assert page.count("<table") == tables and page.count("</tr>") == tables + len(summary)
 
 
 def test_proxy_selection_puts_resnet_above_noise_and_best_uses_it(demo_run):
