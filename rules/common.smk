@@ -269,7 +269,8 @@ def head_outputs(kind, tasks=None):
 
 def report_figures(exclude=()):
     """Every figure of the report (selection's only with a proxy task), less the names in `exclude`."""
-    names = ["metric_bars", "layer_depth", "roc_pr", "confusion", "qc_gallery", "timing"]
+    names = ["metric_bars", "layer_depth", "roc_pr", "confusion", "predicted_vs_true", "kaplan_meier", "qc_gallery",
+             "timing"]
     names += [f"embedding_{task}" for task in TASKS]
     if PROXY_TASK:
         names.append("selection")

@@ -23,7 +23,8 @@ from tileprobe.config.defaults import defaults
 
 DEMO_DEFAULTS = defaults("demo")  # seed, slides, images: the config's `demo:` defaults
 
-COLUMNS = ["slide", "path", "patient", "mpp", "annotations", "group", "tumor", "stage", "terms"]
+COLUMNS = ["slide", "path", "patient", "mpp", "annotations", "group", "tumor", "tumor_fraction", "months", "death",
+           "stage", "terms"]
 
 SLIDE_SIZE = (4096, 3072)  # level-0 (width, height)
 SLIDE_MPP = 0.5
@@ -40,7 +41,11 @@ STAGES = ("stage_1", "stage_2", "stage_3")
 TERMS = ("anterior", "posterior", "dorsal", "ventral", "central")
 
 # Separate random streams per purpose, so one slide's pixels do not depend on how many slides are made.
-_STREAM_SHEET, _STREAM_TERMS, _STREAM_SLIDE, _STREAM_ISH = 0, 1, 2, 3
+_STREAM_SHEET, _STREAM_TERMS, _STREAM_SLIDE, _STREAM_ISH, _STREAM_SURVIVAL = 0, 1, 2, 3, 4
+# Survival of the demo's patients: Weibull months to death (shape WEIBULL_SHAPE: deaths cluster around the
+# scale rather than spreading like an exponential's) under proportional hazards in the tumour's share of the
+# tissue (hazard ratio exp(HAZARD_PER_FRACTION) from none to all tumour), censored by the end of follow-up.
+BASELINE_MONTHS, WEIBULL_SHAPE, HAZARD_PER_FRACTION, FOLLOW_UP_MONTHS = 60.0, 3.0, 6.0, (30.0, 90.0)
 
 
 # ---------------------------------------------------------------- sample sheet
@@ -105,18 +110,41 @@ def demo_samples(out_dir, seed: int = DEMO_DEFAULTS["seed"], slides: int = DEMO_
     rng = np.random.default_rng([seed, _STREAM_SHEET])
     labels = _slide_labels(rng, slides)
     patients = _slide_patients(rng, labels)
+    fractions = [tumor_fraction(seed, i, label == "yes") for i, label in enumerate(labels)]
+    months, death = _survival(np.random.default_rng([seed, _STREAM_SURVIVAL]), np.array(fractions))
     rows = []
-    for name, label, patient in zip(_ids("slide", slides), labels, patients):
+    for i, (name, label, patient) in enumerate(zip(_ids("slide", slides), labels, patients)):
         rows.append(dict(slide=name, path=f"slides/{name}.tiff", patient=patient, mpp="",
-                         annotations=f"annotations/{name}.geojson", group="", tumor=label, stage="", terms=""))
+                         annotations=f"annotations/{name}.geojson", group="", tumor=label,
+                         tumor_fraction=f"{fractions[i]:.3f}", months=f"{months[i]:.1f}", death=str(death[i]),
+                         stage="", terms=""))
     layout = _ish_layout(images)
     terms = _gene_terms(seed, math.ceil(images / len(STAGES)))
     genes = _ids("gene", len(terms))
     for g, s in layout:
         name = f"{genes[g]}_{STAGES[s]}"  # one image per (gene, stage) group
         rows.append(dict(slide=name, path=f"ish/{name}.png", patient=genes[g], mpp="", annotations="",
-                         group=name, tumor="", stage=STAGES[s], terms=";".join(terms[g])))
+                         group=name, tumor="", tumor_fraction="", months="", death="", stage=STAGES[s],
+                         terms=";".join(terms[g])))
     return pd.DataFrame(rows, columns=COLUMNS).astype(str)
+
+
+def tumor_fraction(seed: int, index: int, tumor: bool) -> float:
+    """The share of slide `index`'s tissue area that its tumour regions cover (0 without tumour): the same
+    polygons `_render_slide` paints, drawn from the same random stream without a pixel."""
+    regions = _slide_regions(np.random.default_rng([seed, _STREAM_SLIDE, index]), tumor)
+    areas = {name: 0.0 for name in REGION_CLASSES}
+    for name, polygon in regions:
+        areas[name] += _polygon_area(polygon)
+    return areas["tumor"] / sum(areas.values())
+
+
+def _survival(rng: np.random.Generator, fractions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Observed months and death (1) or censoring (0), cut by a follow-up drawn uniformly."""
+    scale = BASELINE_MONTHS * np.exp(-HAZARD_PER_FRACTION * fractions / WEIBULL_SHAPE)
+    death_time = scale * rng.weibull(WEIBULL_SHAPE, size=len(fractions))
+    follow_up = rng.uniform(*FOLLOW_UP_MONTHS, size=len(fractions))
+    return np.minimum(death_time, follow_up), (death_time <= follow_up).astype(int)
 
 
 # ---------------------------------------------------------------- slide geometry

@@ -3,7 +3,9 @@
 A `predict` sample sheet (config key `predict`) lists slides without labels. Each is tiled and embedded like a
 training slide; `predict_slide` turns its tile embeddings into the rows the task was trained on (each tile for
 `tile` tasks; the slide mean, or the bag of tiles for MIL heads, for `slide` and `image` tasks) and writes
-`results/predict/{task}/{slide}.parquet`: ids, one `prob_{class}` column per class and `y_pred`.
+`results/predict/{task}/{slide}.parquet`: ids, one `prob_{class}` column per class and `y_pred`; for a
+regression task `y_pred` is the predicted value, for a survival task `risk` the risk score (higher: the event is
+expected sooner; comparable between slides of one model, not a time).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 from tileprobe.atomic import atomic_path
 from tileprobe.config.samples import read_samples
 from tileprobe.errors import TileprobeError
-from tileprobe.learn.data import predicted_labels, tile_mean
+from tileprobe.learn.data import VALUE_KINDS, predicted_labels, tile_mean
 from tileprobe.learn.heads.registry import MODEL_FILE, load_head
 
 PREDICTABLE_LEVELS = ("tile", "slide", "image")
@@ -85,9 +87,13 @@ def predict_slide(model_dir, task_name: str, task: dict, slide: str, features: n
             f"{model_dir} was trained on {expected}; embed the slide with the backbone and layer the head used."
         )
     ids, inputs = _rows(task_name, task, head, slide, features, tiles)
+    out = ids.copy()
+    if spec.get("kind") in VALUE_KINDS:
+        out["risk" if spec["kind"] == "survival" else "y_pred"] = np.asarray(head.predict(inputs), dtype=np.float64)
+        out["head"] = spec["head"]
+        return out
     proba = head.predict_proba(inputs)
     classes = [str(c) for c in head.classes_]
-    out = ids.copy()
     for j, c in enumerate(classes):
         out[f"prob_{c}"] = proba[:, j]
     out["y_pred"] = predicted_labels(proba, classes, spec.get("kind"))

@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tileprobe.errors import TileprobeError
-from tileprobe.learn.data import TaskData
+from tileprobe.learn.data import VALUE_KINDS, TaskData
 from tileprobe.learn.evaluate import METRICS, MULTILABEL_METRICS, aligned_proba, bootstrap_ci, metrics
 
 BEST = "best"
@@ -51,6 +51,11 @@ def check_selection(config: dict) -> None:
     if metric not in SELECTION_METRICS:
         raise _metric_error("config", metric)
     proxy = selection.get("proxy_task")
+    if proxy in config["tasks"] and config["tasks"][proxy].get("kind") in VALUE_KINDS:
+        raise SelectionError(
+            f"config: `selection.proxy_task` {proxy!r} is a {config['tasks'][proxy]['kind']} task; the proxy probes "
+            "rank backbones by a class metric, so name a binary, multiclass or multilabel task there."
+        )
     for name, task in config["tasks"].items():
         if task.get("backbones") != BEST:
             continue

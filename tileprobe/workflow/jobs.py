@@ -180,7 +180,8 @@ def head(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str],
 
     data = task_data(task_name, task, samples, tiles, stores, layer, evaluation)
     meta = {"task": task_name, "backbone": backbone, "layer": layer, "augmentation": augmentation,
-            "head": head_name, "level": task["level"], "kind": task["kind"], "label": task["label"]}
+            "head": head_name, "level": task["level"], "kind": task["kind"], "label": task["label"],
+            **({"event": task["event"]} if task.get("event") else {})}
     augment = None
     if augmentation_spec:
         meta["augmentation_spec"] = augmentation_spec
@@ -305,3 +306,20 @@ def predict(task_name: str, task: dict, slide: str, model_dir: str, tiles: str, 
                           read_tiles(tiles)[0] if task["level"] == "tile" else None)
     write_prediction(table, out)
     log.info("%s: %s predicted for %d row(s) by %s", slide, task_name, len(table), model_dir)
+
+
+def figure_outcomes(metrics: list[str], predictions: list[str], scatter: str, km: str) -> None:
+    """Predicted against true values of regression tasks and Kaplan-Meier curves of survival tasks; only value
+    heads' predictions are read (a figure without a task of its kind says so)."""
+    import json
+
+    from tileprobe.report.kinds import CLASSIFICATION, family
+    from tileprobe.report.plots.outcomes import kaplan_meier, predicted_vs_true
+
+    heads = []
+    for m, p in zip(metrics, predictions):
+        meta = json.loads(Path(m).read_text())
+        if family(meta.get("kind")) != CLASSIFICATION:
+            heads.append((meta, pd.read_parquet(p)))
+    predicted_vs_true(heads, scatter)
+    kaplan_meier(heads, km)
