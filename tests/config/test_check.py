@@ -70,3 +70,38 @@ def test_names_must_be_plain(demo_config):
     demo_config["backbones"]["res net"] = demo_config["backbones"]["resnet18"]
     with pytest.raises(ConfigError, match="'res net'"):
         check_config(demo_config, head_names())
+
+
+def test_a_survival_task_needs_its_event_column_and_a_slide_level(demo_config):
+    survival = {"level": "slide", "label": "months", "kind": "survival", "tiling": "wsi"}
+    demo_config["tasks"]["os"] = dict(survival)
+    with pytest.raises(ConfigError, match="survival task `os` has no `event`.*`label` names the time column"):
+        check_config(demo_config, head_names())
+    demo_config["tasks"]["os"] = {**survival, "event": "death", "level": "tile"}
+    with pytest.raises(ConfigError, match="survival at tile level"):
+        check_config(demo_config, head_names())
+
+
+def test_a_tasks_augmentations_are_checked_and_value_tasks_skip_class_mixing(demo_config):
+    from tileprobe import augment
+
+    demo_config["tasks"]["stage"]["augmentations"] = ["mixpu"]
+    with pytest.raises(ConfigError, match=r"`tasks.stage.augmentations` names unknown augmentation `mixpu` "
+                                          r"\(did you mean `mixup`\?\)"):
+        check_config(demo_config, head_names())
+    del demo_config["tasks"]["stage"]["augmentations"]
+    config = check_config(demo_config, head_names())
+    specs = augment.check_augmentations(config["augmentations"])
+    assert augment.for_task(config["tasks"]["stage"], specs) == ["none", "dropout", "mixup"]
+    # mixup mixes two rows of one class: a number or a survival time has none, so it is left out by default
+    assert augment.for_task({"kind": "regression"}, specs) == ["none", "dropout"]
+    assert augment.for_task(config["tasks"]["survival"], specs) == ["none"]  # the demo asks for `none` only
+
+
+def test_the_proxy_task_must_be_a_class_task(demo_config):
+    from tileprobe.learn.select import SelectionError, check_selection
+
+    demo_config["selection"]["proxy_task"] = "tumor_fraction"
+    config = check_config(demo_config, head_names())
+    with pytest.raises(SelectionError, match="'tumor_fraction' is a regression task"):
+        check_selection(config)

@@ -114,3 +114,24 @@ def test_na_groups_are_missing(tmp_path):
     with pytest.warns(UserWarning, match=r"column `group`: 1 row\(s\) say NA.*no group"):
         sheet = read_samples(_sheet(tmp_path, rows, header="slide\tpath\tpatient\tgroup\ttumor"), TASKS)
     assert sheet["group"].tolist()[0] == "g1" and sheet["group"].isna().tolist() == [False, True]
+
+
+def test_regression_and_survival_cells_are_checked_at_read_time_naming_each_line(tmp_path):
+    tasks = {"age": {"level": "slide", "label": "age", "kind": "regression"},
+             "os": {"level": "slide", "label": "months", "event": "death", "kind": "survival"}}
+    header = "slide\tpath\tpatient\tage\tmonths\tdeath"
+    good = read_samples(_sheet(tmp_path, ["s1\ta.tiff\tp1\t61\t12.5\t1", "s2\tb.tiff\tp2\t\t30\t0"], header), tasks)
+    assert list(good.index) == ["s1", "s2"]
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\tsixty\t12.5\t1", "s2\tb.tiff\tp2\t50\t-3\t0",
+                             "s3\tb.tiff\tp3\t50\t3\tyes"], header)
+    with pytest.raises(SampleSheetError, match="line 2: task 'age' .kind regression.: column 'age' of slide 's1' "
+                                               "holds 'sixty', not a number"):
+        read_samples(path, tasks)
+    with pytest.raises(SampleSheetError) as err:
+        read_samples(path, {"os": tasks["os"]})
+    text = str(err.value)
+    assert "line 3: task 'os': slide 's2' has a negative time -3" in text
+    assert "line 4: task 'os' (kind survival): column 'death' of slide 's3' holds 'yes', not a number" in text
+    no_event = _sheet(tmp_path, ["s1\ta.tiff\tp1\t61\t12.5\t1"], "slide\tpath\tpatient\tage\tmonths\tdead")
+    with pytest.raises(SampleSheetError, match="survival task `os` needs event column `death`, which the sheet lacks"):
+        read_samples(no_event, tasks)

@@ -120,3 +120,20 @@ def test_predict_sheet_through_the_workflow(demo_run):
         shutil.rmtree(results / "predict", ignore_errors=True)
         for path in sorted(results.glob("*/ish/**/predict_*"), key=lambda p: -len(p.parts)):
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("kind, head, column", [("regression", "ridge", "y_pred"), ("regression", "abmil", "y_pred"),
+                                                ("survival", "cox", "risk"), ("survival", "meanpool", "risk")])
+def test_value_tasks_deploy_values_and_risks(kind, head, column, tmp_path):
+    sheet, features = cohort()
+    sheet["score"] = [f"{features[s].mean():.4f}" for s in sheet["slide"]]
+    sheet["months"] = [f"{10 + 5 * i}" for i in range(len(sheet))]
+    sheet["dead"] = [str(int(i % 3 != 0)) for i in range(len(sheet))]
+    task = {"name": "t", "level": "slide", "label": "months" if kind == "survival" else "score", "kind": kind,
+            "event": "dead", "heads": [head]}
+    data = task_dataset(task, sheet, features, folds=3)
+    run_task(data, head, {"folds": 3, "bootstrap": 0}, tmp_path, {"task": "t", "head": head, "kind": kind})
+    table = predict_slide(tmp_path / "model", "t", task, "new1", features["s5"])
+    assert table.columns.tolist() == ["slide", column, "head"]
+    inputs = [features["s5"]] if head in ("abmil", "meanpool") else features["s5"].mean(axis=0, dtype=np.float64)[None]
+    assert table[column].to_numpy() == pytest.approx(load_head(tmp_path / "model").predict(inputs))

@@ -174,7 +174,8 @@ def _check_task_columns(sheet: pd.DataFrame, sheet_path, tasks: dict) -> None:
                                "lacks"],
                   f"Add a column of 1 (event observed) and 0 (censored), and name it in `tasks.{name}.event`.")
         if task["kind"] in ("regression", "survival"):
-            continue  # numbers: tileprobe.learn.data checks them, naming the row, when the task is built
+            _check_targets(sheet, sheet_path, name, task)
+            continue
         values = sheet[column].dropna()
         if task["kind"] == "multilabel":
             values = values.str.split(";").explode().str.strip()
@@ -185,6 +186,22 @@ def _check_task_columns(sheet: pd.DataFrame, sheet_path, tasks: dict) -> None:
         if len(classes) < 2:
             _fail(sheet_path, [f"task `{name}`: column `{column}` has fewer than two classes: {classes}"],
                   "A task needs at least two labelled classes.")
+
+
+def _check_targets(sheet: pd.DataFrame, sheet_path, name: str, task: dict) -> None:
+    """Every row's number (survival: time and event) as the task will read it; all bad rows named at once."""
+    from tileprobe.learn.data import TaskError, samples_for_task, target_value
+
+    problems = []
+    wanted = set(samples_for_task({**task, "name": name}, sheet))
+    for i, row in sheet.iterrows():
+        if str(row["slide"]) in wanted:
+            try:
+                target_value({**task, "name": name}, str(row["slide"]), row)
+            except TaskError as err:
+                problems.append(f"line {_line(i)}: {err}")
+    if problems:
+        _fail(sheet_path, problems, "Fix those cells (or empty them to leave the rows out of the task).")
 
 
 def read_samples(sheet_path, tasks: dict, pending: Iterable[str] = ()) -> pd.DataFrame:
