@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from tileprobe.demo import synthetic as demo
 from tileprobe.demo.synthetic import DEMO_DEFAULTS, demo_samples, make_demo
+from tileprobe.learn.metrics import harrell_c
 
 SLIDES, IMAGES = 4, 24  # enough for every check, small enough to run in seconds
 CLASSES = {"tumor", "stroma", "normal"}
@@ -74,7 +75,8 @@ def ish(sheet):
 def test_defaults_sheet_contract(tmp_path):
     df = demo_samples(tmp_path, **DEMO_DEFAULTS)
     assert list(tmp_path.iterdir()) == []  # pure: nothing written
-    assert list(df.columns) == ["slide", "path", "patient", "mpp", "annotations", "group", "tumor", "stage", "terms"]
+    assert list(df.columns) == ["slide", "path", "patient", "mpp", "annotations", "group", "tumor", "tumor_fraction",
+                                "months", "death", "stage", "terms"]
     assert df["slide"].is_unique and all(ID.fullmatch(s) for s in df["slide"])
     assert all(ID.fullmatch(p) for p in df["patient"])
     assert (df["mpp"] == "").all()
@@ -87,6 +89,11 @@ def test_defaults_sheet_contract(tmp_path):
     assert (slides.groupby("patient")["tumor"].nunique() == 1).all()  # a patient's slides share the label
     assert slides.groupby("tumor")["patient"].nunique().min() >= 4  # 3-fold stratified group CV works
     assert (slides[["group", "stage", "terms"]] == "").all().all()
+    # A number and a survival per slide: tumour fraction 0 without tumour; deaths come sooner with more tumour
+    fraction, months, death = (slides[c].astype(float) for c in ("tumor_fraction", "months", "death"))
+    assert (fraction[slides["tumor"] == "no"] == 0).all() and (fraction[slides["tumor"] == "yes"] >= 0.35).all()
+    assert (months > 0).all() and set(death) == {0.0, 1.0} and 0.5 <= death.mean() < 1
+    assert harrell_c(months.to_numpy(), death.to_numpy(), fraction.to_numpy()) > 0.75
     assert slides["path"].str.fullmatch(r"slides/slide_\d+\.tiff").all()
     assert slides["annotations"].str.fullmatch(r"annotations/slide_\d+\.geojson").all()
 
@@ -94,7 +101,7 @@ def test_defaults_sheet_contract(tmp_path):
     assert len(images) == DEMO_DEFAULTS["images"] and len(df) == len(slides) + len(images)
     assert images["stage"].value_counts().to_dict() == {"stage_1": 8, "stage_2": 8, "stage_3": 8}
     assert (images["group"] == images["patient"] + "_" + images["stage"]).all()
-    assert (images[["tumor", "annotations"]] == "").all().all()
+    assert (images[["tumor", "annotations", "tumor_fraction", "months", "death"]] == "").all().all()
     terms = images["terms"].str.split(";")
     assert terms.map(lambda t: 1 <= len(t) <= 3 and set(t) <= set(demo.TERMS)).all()
     assert (images.groupby("patient")["terms"].nunique() == 1).all()  # terms belong to the gene
@@ -169,6 +176,8 @@ def test_annotations_match_painted_tissue(demo_dir, wsi):
         tissue = np.any(list(masks.values()), axis=0)
         area = {name: m.sum() / tissue.sum() for name, m in masks.items()}
         assert 0.45 < tissue.mean() < 0.7
+        # the sheet's tumour fraction is the painted tumour's share of the tissue
+        assert float(row["tumor_fraction"]) == pytest.approx(area["tumor"], abs=0.03)
         if row["tumor"] == "yes":
             assert names == CLASSES and area["tumor"] >= 0.35
         else:
