@@ -9,7 +9,7 @@ import pandas as pd
 from tileprobe.demo import synthetic as tp_demo
 from tileprobe.embed.checksum import cached_sha256
 from tileprobe.config.check import check_config
-from tileprobe.learn.data import check_folds, samples_for_task, sheet_targets
+from tileprobe.learn.data import check_folds, label_columns, samples_for_task, sheet_targets
 from tileprobe.learn.heads.registry import head_names
 from tileprobe.config.samples import check_sheet, read_samples
 from tileprobe.learn import select as tp_select
@@ -348,7 +348,7 @@ def task_samples(wildcards):
     task = TASKS[wildcards.task]
     columns = ["slide", "patient", "annotations", "group"]
     if task["level"] != "tile":
-        columns.append(task["label"])
+        columns += label_columns(task)  # survival: the time and the event
     rows = SAMPLES.loc[task_slides(wildcards.task), columns]
     return rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
 

@@ -135,3 +135,11 @@ def test_regression_and_survival_cells_are_checked_at_read_time_naming_each_line
     no_event = _sheet(tmp_path, ["s1\ta.tiff\tp1\t61\t12.5\t1"], "slide\tpath\tpatient\tage\tmonths\tdead")
     with pytest.raises(SampleSheetError, match="survival task `os` needs event column `death`, which the sheet lacks"):
         read_samples(no_event, tasks)
+
+
+def test_a_survival_row_with_a_time_but_no_event_is_left_out_with_a_warning_naming_its_line(tmp_path):
+    tasks = {"os": {"level": "slide", "label": "months", "event": "death", "kind": "survival"}}
+    path = _sheet(tmp_path, ["s1\ta.tiff\tp1\t12.5\t1", "s2\tb.tiff\tp2\t30\t", "s3\tb.tiff\tp3\t\t"],
+                  "slide\tpath\tpatient\tmonths\tdeath")
+    with pytest.warns(UserWarning, match=r"task `os`: 1 row\(s\) have a time .* left out: line 3 \(s2\)\."):
+        read_samples(path, tasks)

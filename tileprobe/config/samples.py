@@ -202,6 +202,13 @@ def _check_targets(sheet: pd.DataFrame, sheet_path, name: str, task: dict) -> No
                 problems.append(f"line {_line(i)}: {err}")
     if problems:
         _fail(sheet_path, problems, "Fix those cells (or empty them to leave the rows out of the task).")
+    if task["kind"] == "survival":
+        time, event = (sheet[c].notna() for c in (task["label"], task["event"]))
+        half = [f"line {_line(i)} ({sheet.at[i, 'slide']})" for i in sheet.index[time ^ event]]
+        if half:
+            warnings.warn(f"sample sheet {sheet_path}: task `{name}`: {len(half)} row(s) have a time "
+                          f"(`{task['label']}`) or an event (`{task['event']}`) but not both and are left out: "
+                          f"{', '.join(half)}. Fill in the missing cell if it is known.")
 
 
 def read_samples(sheet_path, tasks: dict, pending: Iterable[str] = ()) -> pd.DataFrame:
