@@ -24,7 +24,8 @@ def test_spearman_uses_average_ranks_for_ties():
     truth, pred = np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 1.0, 2.0, 3.0])
     # ranks 1..4 against 1.5, 1.5, 3, 4
     a, b = np.array([1, 2, 3, 4]) - 2.5, np.array([1.5, 1.5, 3, 4]) - 2.5
-    assert regression_metrics(truth, pred)["spearman"] == pytest.approx((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+    expected = (a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum())
+    assert regression_metrics(truth, pred)["spearman"] == pytest.approx(expected)
 
 
 def test_undefined_regression_scores_are_nan_not_errors():

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.report.heads import REGRESSION_METRICS, SURVIVAL_METRICS, head_record, mixed_records
-from tileprobe.report.kinds import LOWER_IS_BETTER, best_per_task, family, headline, score_of
+from tests.report.heads import head_record, mixed_records
+from tileprobe.report.kinds import best_per_task, family, headline, score_of
 from tileprobe.report.summary import (COLUMNS, REGRESSION_COLUMNS, SURVIVAL_COLUMNS, columns, summarize,
                                       write_summary)
 
@@ -113,16 +113,3 @@ def test_kind_families_and_ranking_scores():
     assert score_of({"overall": {"r2": None}}, "r2") == -np.inf
     heads = [(head_record("a", "regression", backbone=b, r2=s), None) for b, s in (("x", 0.1), ("y", 0.4))]
     assert best_per_task(heads, "r2")["a"][0]["backbone"] == "y"
-
-
-def test_report_metric_names_match_the_training_code():
-    """The names the report reads are the ones learn.metrics writes (once it has them)."""
-    from tileprobe.learn import metrics
-    from tileprobe.report import kinds
-
-    assert kinds.REGRESSION_METRICS == REGRESSION_METRICS and kinds.SURVIVAL_METRICS == SURVIVAL_METRICS
-    if not hasattr(metrics, "REGRESSION"):
-        pytest.skip("learn.metrics has no regression metrics yet")
-    assert tuple(metrics.REGRESSION) == kinds.REGRESSION_METRICS
-    assert tuple(metrics.SURVIVAL) == kinds.SURVIVAL_METRICS
-    assert set(getattr(metrics, "LOWER_IS_BETTER", LOWER_IS_BETTER)) == set(LOWER_IS_BETTER)

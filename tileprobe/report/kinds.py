@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import math
 
+# The metric names the training code writes to metrics.json; lower is better for LOWER_IS_BETTER only.
+from tileprobe.learn.metrics import LOWER_IS_BETTER
+from tileprobe.learn.metrics import REGRESSION as REGRESSION_METRICS
+from tileprobe.learn.metrics import SURVIVAL as SURVIVAL_METRICS
+
 CLASSIFICATION, REGRESSION, SURVIVAL = "classification", "regression", "survival"
 FAMILIES = (CLASSIFICATION, REGRESSION, SURVIVAL)
+__all__ = ["CHANCE", "CLASSIFICATION", "FAMILIES", "HEADLINE", "LOWER_IS_BETTER", "REGRESSION", "REGRESSION_METRICS",
+           "SURVIVAL", "SURVIVAL_METRICS", "best_per_task", "family", "headline", "score_of"]
 
-# Metric names as the training code writes them to metrics.json (tileprobe.learn.metrics).
-REGRESSION_METRICS = ("r2", "mae", "rmse", "pearson", "spearman")
-SURVIVAL_METRICS = ("c_index", "c_index_uno")
-# Scores where lower is better; every other one is higher-is-better.
-LOWER_IS_BETTER = frozenset({"mae", "rmse"})
 
 # The score a value family is sorted and drawn by, and what a head that learnt nothing scores on it.
 HEADLINE = {REGRESSION: "r2", SURVIVAL: "c_index"}
