@@ -39,7 +39,7 @@ def test_every_stage_leaves_its_outputs(demo_run):
     assert not list((results / "tiles/ish").glob("gene_*"))
     # Every head the summary reports left its predictions, metrics and refit model.
     summary = pd.read_parquet(results / "report/summary.parquet")
-    assert set(summary["task"]) == {"tissue", "tumor", "stage"}
+    assert set(summary["task"]) == {"tissue", "tumor", "tumor_fraction", "survival", "stage"}
     for row in summary.itertuples():
         head = results / f"heads/{row.task}/{row.backbone}/{row.layer}/{row.augmentation}/{row.head}"
         predictions = pd.read_parquet(head / "predictions.parquet")
@@ -52,16 +52,22 @@ def test_every_stage_leaves_its_outputs(demo_run):
 
 def test_summary_shows_every_task_well_above_chance(demo_run):
     summary = pd.read_parquet(demo_run / "results/report/summary.parquet")
-    assert set(summary["task"]) == {"tissue", "tumor", "stage"}
+    assert set(summary["task"]) == {"tissue", "tumor", "tumor_fraction", "survival", "stage"}
     # `noise` is the demo's deliberately useless backbone (random features): near chance, not above it.
     useless = summary["backbone"] == "noise"
     assert set(summary.loc[useless, "task"]) == {"tissue"}
-    for row in summary[~useless].itertuples():
+    classes = summary["kind"].isin(["binary", "multiclass", "multilabel"])
+    for row in summary[~useless & classes].itertuples():
         assert row.balanced_accuracy >= row.chance_balanced_accuracy + 0.25, row
+    # The tumour's share of each slide is learnt from the mean of its tiles, and survival that depends on it
+    (regression,) = summary[summary["task"] == "tumor_fraction"].itertuples()
+    assert regression.r2 >= regression.chance_r2 + 0.6 and regression.r2_ci_low > 0.3, regression
+    (survival,) = summary[summary["task"] == "survival"].itertuples()
+    assert survival.c_index >= 0.7 and survival.c_index >= survival.chance_c_index + 0.2, survival
     for row in summary[useless].itertuples():
         assert abs(row.balanced_accuracy - row.chance_balanced_accuracy) < 0.15, row
     markdown = (demo_run / "results/report/summary.md").read_text()
-    assert all(task in markdown for task in ("tissue", "tumor", "stage"))
+    assert all(task in markdown for task in ("tissue", "tumor", "tumor_fraction", "survival", "stage"))
 
 
 def test_second_run_has_nothing_to_do(demo_run):
