@@ -105,6 +105,18 @@ def test_agreement_is_spearman_per_task():
     assert rho.loc["single", "n_candidates"] == 1 and np.isnan(rho.loc["single", "spearman_rho"])
 
 
+def test_agreement_of_value_tasks_uses_their_own_score():
+    selection = pd.DataFrame({"backbone": ["a", "b", "c"], "layer": "final", "proxy_score": [0.9, 0.6, 0.3]})
+    summary = pd.DataFrame({
+        "task": ["age"] * 3 + ["os"] * 3, "kind": ["regression"] * 3 + ["survival"] * 3,
+        "backbone": ["a", "b", "c"] * 2, "layer": "final", "balanced_accuracy": np.nan,
+        "r2": [0.6, 0.4, 0.1, np.nan, np.nan, np.nan], "c_index": [np.nan] * 3 + [0.55, 0.6, 0.7],
+    })
+    rho = agreement(selection, summary, "balanced_accuracy").set_index("task")
+    assert rho.loc["age", "spearman_rho"] == pytest.approx(1.0) and rho.loc["age", "metric"] == "r2"
+    assert rho.loc["os", "spearman_rho"] == pytest.approx(-1.0) and rho.loc["os", "metric"] == "c_index"
+
+
 def demo_like_config(**task_overrides):
     config = {
         "demo": {},

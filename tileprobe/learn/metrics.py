@@ -87,6 +87,9 @@ REGRESSION = ("r2", "mae", "rmse", "pearson", "spearman")
 # probability of censoring and so stays unbiased where many patients are censored.
 SURVIVAL = ("c_index", "c_index_uno")
 LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+# The score that ranks heads of a value kind (summary order, score figures, selection agreement); class tasks
+# are ranked by the configured `selection.metric`.
+HEADLINE = {"regression": "r2", "survival": "c_index"}
 PAIR_BLOCK = 2048
 TIED_RISK = 1e-8  # risks closer than this are tied (scikit-survival's tied_tol), so float noise is no ranking
 

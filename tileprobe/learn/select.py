@@ -21,7 +21,14 @@ from sklearn.preprocessing import StandardScaler
 
 from tileprobe.errors import TileprobeError
 from tileprobe.learn.data import VALUE_KINDS, TaskData
-from tileprobe.learn.evaluate import METRICS, MULTILABEL_METRICS, aligned_proba, bootstrap_ci, metrics
+from tileprobe.learn.evaluate import (
+    METRICS,
+    MULTILABEL_METRICS,
+    aligned_proba,
+    bootstrap_ci,
+    metrics,
+)
+from tileprobe.learn.metrics import HEADLINE
 
 BEST = "best"
 # What `selection.metric` accepts: the scores every task kind reports (the summary sorts and the figures plot by
@@ -141,8 +148,9 @@ def best(selection: pd.DataFrame, source: str = "selection") -> tuple[str, str]:
 def agreement(selection: pd.DataFrame, summary: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Spearman's rho between the proxy score and each task's score, over the backbone x layers both have.
 
-    A task's score for a backbone x layer is its mean over heads and augmentations. rho is NaN with fewer than
-    two shared backbone x layers (or constant scores): there is no ranking to agree with.
+    A task's score for a backbone x layer is its mean over heads and augmentations: `metric` for class tasks,
+    R² for regression and the c-index for survival. rho is NaN with fewer than two shared backbone x layers (or
+    constant scores): there is no ranking to agree with.
     """
     if metric not in summary:
         raise SelectionError(f"the summary has no {metric!r} column to compare the proxy ranking with; rerun the "
@@ -150,7 +158,8 @@ def agreement(selection: pd.DataFrame, summary: pd.DataFrame, metric: str) -> pd
     proxy = selection.drop_duplicates(["backbone", "layer"]).set_index(["backbone", "layer"])["proxy_score"]
     rows = []
     for task, frame in summary.groupby("task", sort=True):
-        task_scores = frame.groupby(["backbone", "layer"])[metric].mean()
+        name = HEADLINE.get(frame["kind"].iloc[0], metric) if "kind" in frame else metric
+        task_scores = frame.groupby(["backbone", "layer"])[name].mean()
         shared = task_scores.index.intersection(proxy.index)
         rho = float("nan")
         if len(shared) >= 2:
@@ -158,5 +167,5 @@ def agreement(selection: pd.DataFrame, summary: pd.DataFrame, metric: str) -> pd
             # with a handful of backbones it would say little.
             rho = float(proxy[shared].reset_index(drop=True).corr(task_scores[shared].reset_index(drop=True),
                                                                   method="spearman"))
-        rows.append({"task": task, "metric": metric, "n_candidates": int(len(shared)), "spearman_rho": rho})
+        rows.append({"task": task, "metric": name, "n_candidates": int(len(shared)), "spearman_rho": rho})
     return pd.DataFrame(rows, columns=["task", "metric", "n_candidates", "spearman_rho"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 # The metric names the training code writes to metrics.json; lower is better for LOWER_IS_BETTER only.
-from tileprobe.learn.metrics import LOWER_IS_BETTER
+from tileprobe.learn.metrics import HEADLINE, LOWER_IS_BETTER
 from tileprobe.learn.metrics import REGRESSION as REGRESSION_METRICS
 from tileprobe.learn.metrics import SURVIVAL as SURVIVAL_METRICS
 
@@ -19,8 +19,7 @@ __all__ = ["CHANCE", "CLASSIFICATION", "FAMILIES", "HEADLINE", "LOWER_IS_BETTER"
            "SURVIVAL", "SURVIVAL_METRICS", "best_per_task", "family", "headline", "score_of"]
 
 
-# The score a value family is sorted and drawn by, and what a head that learnt nothing scores on it.
-HEADLINE = {REGRESSION: "r2", SURVIVAL: "c_index"}
+# What a head that learnt nothing scores on a value family's headline score.
 CHANCE = {"r2": 0.0, "c_index": 0.5}
 
 
