@@ -114,3 +114,23 @@ def test_heads_refuse_kinds_they_cannot_learn():
         make_head("cox", kind="regression")
     with pytest.raises(HeadError, match="logreg.*`kind: survival`"):
         make_head("logreg", kind="survival")
+
+
+@pytest.mark.parametrize("kind", ["regression", "survival"])
+def test_label_free_augmentation_trains_value_heads_on_training_rows_only(kind, tmp_path):
+    from tileprobe import augment
+
+    data = linear_task(n=60) if kind == "regression" else hazard_task(n=60)
+    seen = []
+    noise = augment.in_fold(augment.resolve("noise", {"kind": "gaussian_noise", "sigma": 0.1}))
+
+    def spy(X, y, groups, seed):
+        seen.append(len(X))
+        X, y, groups = noise(X, y, groups, seed)
+        assert np.asarray(y, dtype=np.float64).shape[1:] == data.y.shape[1:]  # targets copied with their rows
+        return X, y, groups
+
+    head = "ridge" if kind == "regression" else "cox"
+    record = run_task(data, head, EVALUATION, tmp_path, {"task": "t", "head": head, "kind": kind}, augment=spy)
+    assert seen[:3] == [40, 40, 40] and seen[3] == 60  # three training parts, then the refit on everything
+    assert record["overall"]["r2" if kind == "regression" else "c_index"] > 0.7
