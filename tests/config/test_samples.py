@@ -131,7 +131,7 @@ def test_regression_and_survival_cells_are_checked_at_read_time_naming_each_line
         read_samples(path, {"os": tasks["os"]})
     text = str(err.value)
     assert "line 3: task 'os': slide 's2' has a negative time -3" in text
-    assert "line 4: task 'os' (kind survival): column 'death' of slide 's3' holds 'yes', not a number" in text
+    assert "line 4: task 'os': slide 's3' has event 'yes' in column 'death'; write 1 where the event" in text
     no_event = _sheet(tmp_path, ["s1\ta.tiff\tp1\t61\t12.5\t1"], "slide\tpath\tpatient\tage\tmonths\tdead")
     with pytest.raises(SampleSheetError, match="survival task `os` needs event column `death`, which the sheet lacks"):
         read_samples(no_event, tasks)

@@ -83,3 +83,20 @@ def test_more_folds_than_a_class_has_patients_stops_before_any_embedding(tmp_pat
     assert "task 'tumor' (label 'tumor'): class 'no' has 4 patient(s); class 'yes' has 4 patient(s)" in output
     assert "lower evaluation.folds to 4" in output and "`drop_rare_classes` cannot help" in output
     assert "set `drop_rare_classes: true`" not in output
+
+
+def test_a_bad_regression_or_survival_cell_stops_before_any_job_naming_its_line(tmp_path):
+    rows = [f"s{i}\timages/{'abc'[i % 3]}.png\tp{i}\t\t{'yes' if i % 2 else 'no'}\t{50 + i}" for i in range(6)]
+    rows[4] = rows[4].rsplit("\t", 1)[0] + "\tfifty"
+    tasks = {"age": {"level": "slide", "label": "stage", "kind": "regression", "tiling": "wsi",
+                     "backbones": ["resnet18"]},
+             "os": {"level": "slide", "label": "stage", "event": "tumor", "kind": "survival", "tiling": "wsi",
+                    "backbones": ["resnet18"]}}
+    output = _run_fails(tmp_path, _config(tmp_path, _sheet(tmp_path, rows), tasks={"age": tasks["age"]},
+                                          selection={}))
+    assert "line 6: task 'age' (kind regression): column 'stage' of slide 's4' holds 'fifty', not a number" in output
+    assert "Traceback" not in output
+    rows[4] = rows[4].replace("fifty", "54")  # events written yes/no instead of 1/0
+    output = _run_fails(tmp_path, _config(tmp_path, _sheet(tmp_path, rows), tasks={"os": tasks["os"]},
+                                          selection={}))
+    assert "slide 's0' has event 'no' in column 'tumor'; write 1 where the event was observed" in output

@@ -213,7 +213,10 @@ def target_value(task: dict, slide: str, row) -> float | tuple[float, float]:
     if time < 0:
         raise TaskError(f"task '{_task_name(task)}': slide '{slide}' has a negative time {time:g} in column "
                         f"'{task['label']}'; times count from diagnosis (or another origin), so fix the sheet.")
-    event = _number(task, slide, task["event"], row[task["event"]])
+    try:
+        event = float(str(row[task["event"]]).strip())
+    except ValueError:
+        event = float("nan")
     if event not in (0.0, 1.0):
         raise TaskError(f"task '{_task_name(task)}': slide '{slide}' has event {row[task['event']]!r} in column "
                         f"'{task['event']}'; write 1 where the event was observed and 0 where the time is censored.")
