@@ -70,9 +70,10 @@ def _create_timm(spec: dict, img_size: int | None, entry: dict | None = None) ->
         raise BackboneError(f"backbone {name}: timm cannot build it ({type(exc).__name__}: {exc})") from exc
 
 
-@register_family("timm")
-def build_timm(spec: dict, input_px: int | None, device: torch.device) -> Backbone:
-    """Any timm model (and `hf-hub:` models through timm), pooled to one vector per tile and layer."""
+def timm_model(spec: dict, input_px: int | None) -> tuple[torch.nn.Module, dict, dict]:
+    """(model with its weights, preprocessing {input_px, mean, std, interpolation}, provenance) of a timm spec:
+    what the frozen extractor and fine-tuning (tileprobe.finetune) both start from. The model returns its
+    pooled features (no classifier) and is left in train mode on the CPU."""
     import timm
     import timm.data
 
@@ -114,27 +115,37 @@ def build_timm(spec: dict, input_px: int | None, device: torch.device) -> Backbo
         info["weights_sha256"] = hub_weights_sha256(model)
 
     dropped = load_weights_file(model, path, name) if path is not None else []
-    forward = layered_forward(model, list(spec["layers"]), pool, name)
-    dtype = effective_dtype(name, spec["dtype"], device)
-    model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
-    if device.type != "cuda":
-        model = model.to(DTYPES[dtype])
+    interpolation = cfg.get("interpolation", "bilinear")
+    preprocessing = {"input_px": int(size), "mean": tuple(cfg["mean"]), "std": tuple(cfg["std"]),
+                     "interpolation": interpolation if interpolation in ("bilinear", "bicubic") else "bilinear"}
     info.update(
         spec={**{k: spec[k] for k in sorted(spec)}, "pool": pool},
         family="timm", model=name, pool=pool, timm_version=timm.__version__, dropped_head_keys=len(dropped),
         architecture=entry["architecture"] if entry else name, hub_table=bool(entry),
     )
-    interpolation = cfg.get("interpolation", "bilinear")
+    return model, preprocessing, info
+
+
+@register_family("timm")
+def build_timm(spec: dict, input_px: int | None, device: torch.device) -> Backbone:
+    """Any timm model (and `hf-hub:` models through timm), pooled to one vector per tile and layer."""
+    name = spec["model"]
+    model, preprocessing, info = timm_model(spec, input_px)
+    forward = layered_forward(model, list(spec["layers"]), info["pool"], name)
+    dtype = effective_dtype(name, spec["dtype"], device)
+    model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
+    if device.type != "cuda":
+        model = model.to(DTYPES[dtype])
     return Backbone(
         name=name,
         forward=forward,
         layers=list(spec["layers"]),
-        input_px=size,
-        mean=tuple(cfg["mean"]),
-        std=tuple(cfg["std"]),
+        input_px=preprocessing["input_px"],
+        mean=preprocessing["mean"],
+        std=preprocessing["std"],
         batch_size=int(spec["batch_size"]),
         dtype=dtype,
         device=device,
-        interpolation=interpolation if interpolation in ("bilinear", "bicubic") else "bilinear",
+        interpolation=preprocessing["interpolation"],
         info=info,
     )
