@@ -255,16 +255,36 @@ BEST_TASKS = [t for t, spec in TASKS.items() if spec["backbones"] == tp_select.B
 FIXED_TASKS = [t for t in TASKS if t not in BEST_TASKS]
 
 
+# Fine-tuned networks sit beside the heads: layer `final` (they train through it), augmentation `none` (their
+# image-space augmentation is part of the method), head `finetune_{variant}`.
+FINETUNED_LAYER = "final"
+FINETUNE_HEAD = "finetune_{variant}"
+
+
 def head_outputs(kind, tasks=None):
-    """Heads' `metrics` or `predictions` (all tasks by default). With a task in BEST_TASKS, only call it from an
-    input function: it may wait on checkpoint `select`."""
-    return [
+    """Heads' (and fine-tuned networks') `metrics` or `predictions` (all tasks by default). With a task in
+    BEST_TASKS, only call it from an input function: it may wait on checkpoint `select`."""
+    tasks = list(TASKS if tasks is None else tasks)
+    heads = [
         PATHS.head_file(kind, task, backbone, layer, augmentation, head)
-        for task in (TASKS if tasks is None else tasks)
+        for task in tasks
         for backbone, layer in task_candidates(task)
         for augmentation in tp_augment.for_task(TASKS[task], AUGMENT_SPECS)
         for head in TASKS[task]["heads"]
     ]
+    return heads + [
+        PATHS.head_file(kind, task, backbone, FINETUNED_LAYER, tp_augment.NONE, FINETUNE_HEAD.format(variant=v))
+        for task in tasks
+        for backbone in candidate_backbones(task)
+        for v in TASKS[task].get("finetune", [])
+    ]
+
+
+def finetune_inputs(wildcards):
+    """A fine-tuning job reads what a head reads (its rows come from the stores, so its folds are the heads'
+    folds) and the slides or images themselves, for their pixels."""
+    return {**_task_inputs(wildcards.task, wildcards.backbone),
+            "images": [SAMPLES.at[s, "path"] for s in task_slides(wildcards.task)]}
 
 
 def report_figures(exclude=()):
@@ -319,17 +339,21 @@ def check_task_folds(task):
         check_folds(spec, *sheet_targets(spec, SAMPLES), config["evaluation"]["folds"])
 
 
-def head_inputs(wildcards):
-    check_task_folds(wildcards.task)
-    task = TASKS[wildcards.task]
-    tiling, backbone, found = task["tiling"], wildcards.backbone, task_units(wildcards.task)
-    inputs = {
+def _task_inputs(task, backbone):
+    check_task_folds(task)
+    tiling, found = TASKS[task]["tiling"], task_units(task)
+    return {
         "tiles": [PATHS.tiles(tiling, u) for u in found],
         "embeddings": [PATHS.embeddings(tiling, backbone, u) for u in found],
     }
+
+
+def head_inputs(wildcards):
+    inputs = _task_inputs(wildcards.task, wildcards.backbone)
     spec = AUGMENT_SPECS.get(wildcards.augmentation)
     if spec and tp_augment.is_per_tile(spec):
-        inputs["augmented"] = PATHS.augmented(tiling, backbone, wildcards.augmentation)
+        inputs["augmented"] = PATHS.augmented(TASKS[wildcards.task]["tiling"], wildcards.backbone,
+                                              wildcards.augmentation)
     return inputs
 
 

@@ -20,6 +20,8 @@ rule head:
         augmentation=lambda wc: AUGMENT_SPECS.get(wc.augmentation),
         # What the stores must have been made with: a shared results dir may hold another config's stores.
         made_by=lambda wc: made_by(TASKS[wc.task]["tiling"], [wc.backbone]),
+    wildcard_constraints:
+        head=r"(?!finetune_)[A-Za-z0-9_-]+",  # fine-tuned networks come from rule finetune
     log:
         PATHS.log("head", *HEAD_WILDCARDS),
     benchmark:

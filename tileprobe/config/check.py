@@ -134,6 +134,10 @@ def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
         if task["backbones"] != "best":  # `best`: the proxy task's top backbone (tileprobe.select)
             _check_names("backbone", f"tasks.{name}.backbones", task["backbones"], config["backbones"])
         _check_names("head", f"tasks.{name}.heads", task["heads"], known_heads)
+        tuned = [h for h in task["heads"] if h.startswith("finetune_")]
+        if tuned:
+            raise ConfigError(f"config: `tasks.{name}.heads` names {', '.join(tuned)}; fine-tuning is asked for with "
+                              f"`finetune: [{', '.join(h.removeprefix('finetune_') for h in tuned)}]` in the task.")
         if task["level"] == "tile" and config["tilings"][task["tiling"]]["mode"] != "grid":
             raise ConfigError(
                 f"config: task `{name}` is tile-level but tiling `{task['tiling']}` has mode `whole`; "
@@ -147,6 +151,10 @@ def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
         if task["kind"] == "survival" and not task.get("event"):
             raise ConfigError(f"config: survival task `{name}` has no `event`; set it to the sample-sheet column "
                               "that holds 1 (event observed) or 0 (censored). `label` names the time column.")
+        if task.get("finetune") and (task["level"] not in ("tile", "image") or task["kind"] == "survival"):
+            raise ConfigError(f"config: task `{name}` asks for `finetune`, which trains on one tile or image per "
+                              f"row with a class or number target; a {task['level']}-level {task['kind']} task has "
+                              "none, so remove `finetune` from it.")
         if task["kind"] == "survival" and task["level"] == "tile":
             raise ConfigError(f"config: task `{name}` is survival at tile level; survival belongs to a patient's "
                               "slide, so use `level: slide`, `image` or `group`.")

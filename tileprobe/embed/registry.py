@@ -90,6 +90,11 @@ def check_spec(spec: dict) -> dict:
     return spec
 
 
+def family_of(model: str) -> str:
+    """The family a model name belongs to (`handcrafted`, `noise`, ... or `timm`)."""
+    return _split_family(model)[0]
+
+
 def family_builder(model: str) -> Callable[..., Backbone]:
     """The registered builder for a model name (`family:name`, or timm for any other name)."""
     family, _ = _split_family(model)

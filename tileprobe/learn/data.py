@@ -51,6 +51,7 @@ class TaskData:
     ids: pd.DataFrame
     kind: str = "multiclass"
     bags: list[np.ndarray] | None = None
+    pixels: np.ndarray | None = None  # uint8 (n, H, W, 3): each row's tile or image, for fine-tuning
 
     def __len__(self) -> int:
         return len(self.y)
@@ -481,7 +482,8 @@ def subset(data: TaskData, rows: np.ndarray) -> TaskData:
     idx = np.flatnonzero(rows) if rows.dtype == bool else rows
     return TaskData(X=data.X[idx], y=data.y[idx], groups=data.groups[idx],
                     ids=data.ids.iloc[idx].reset_index(drop=True), kind=data.kind,
-                    bags=None if data.bags is None else [data.bags[i] for i in idx])
+                    bags=None if data.bags is None else [data.bags[i] for i in idx],
+                    pixels=None if data.pixels is None else data.pixels[idx])
 
 
 def task_dataset(

@@ -12,8 +12,12 @@ part of each fold (seed from `fold_seed(seed, repeat, fold)`) and never a test r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import time
 import warnings
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -216,7 +220,13 @@ def bootstrap_ci(statistic: Callable[[np.ndarray], dict[str, float]], groups, n:
 
 
 def head_inputs(data: TaskData, head, rows) -> np.ndarray | list:
-    """What a head fits on: the feature matrix, or the rows' bags of tile embeddings for MIL heads."""
+    """What a head fits on: the feature matrix, the rows' bags of tile embeddings for MIL heads, or their pixels
+    for fine-tuning."""
+    if getattr(head, "input", "features") == "pixels":
+        if data.pixels is None:
+            raise TaskError(f"head '{head.name}' trains on pixels, and this task's rows have none; fine-tuning "
+                            "runs in the `finetune` rule, on tile- and image-level tasks.")
+        return data.pixels[rows]
     if getattr(head, "input", "features") != "bags":
         return data.X[rows]
     if data.bags is None:
@@ -227,9 +237,11 @@ def head_inputs(data: TaskData, head, rows) -> np.ndarray | list:
     return [data.bags[i] for i in rows]
 
 
-def fit_head(head_name: str, data: TaskData, rows, seed: int, augment: Augment | None, augment_seed: int):
-    """A head fitted on `rows` of `data` (augmented first, when asked), given patients for its inner folds."""
-    head = make_head(head_name, seed=seed, kind=data.kind)
+def fit_head(head_name: str, data: TaskData, rows, seed: int, augment: Augment | None, augment_seed: int,
+             options: dict | None = None):
+    """A head fitted on `rows` of `data` (augmented first, when asked), given patients for its inner folds;
+    `options` go to the head's constructor (fine-tuning: the backbone and its settings)."""
+    head = make_head(head_name, seed=seed, kind=data.kind, **(options or {}))
     X, y, groups = head_inputs(data, head, rows), data.y[rows], data.groups[rows]
     if augment is not None:
         if getattr(head, "input", "features") == "bags":
@@ -241,17 +253,22 @@ def fit_head(head_name: str, data: TaskData, rows, seed: int, augment: Augment |
 
 
 def cross_validate(data: TaskData, head_name: str, evaluation: dict | None = None,
-                   augment: Augment | None = None, *, threads: int = 1) -> tuple[pd.DataFrame, dict]:
+                   augment: Augment | None = None, *, threads: int = 1, options: dict | None = None,
+                   resume: str | Path | None = None) -> tuple[pd.DataFrame, dict]:
     """Out-of-fold predictions and metrics for one head on one task dataset.
 
     `augment(X, y, groups, seed)` (optional) transforms each fold's training part only; heads train on at
-    most `threads` threads.
+    most `threads` threads. With `resume` (a directory), each finished fold is kept there and a rerun of the
+    same head on the same data and settings starts after the last finished fold instead of from the first.
     """
     with limited_threads(threads):
-        return _cross_validate(data, head_name, settings(evaluation), augment)
+        return _cross_validate(data, head_name, settings(evaluation), augment, options or {},
+                               None if resume is None else FoldCache(resume, head_name, data, settings(evaluation),
+                                                                     options or {}))
 
 
-def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment | None):
+def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment | None, options: dict,
+                    cache: "FoldCache | None"):
     classes, kind = data.classes, data.kind
     names = metric_names(kind)
     proba = np.full((cfg["repeats"], len(data), max(len(classes), 1)), np.nan)
@@ -264,15 +281,28 @@ def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment 
         if len(test) == 0:
             log.warning("repeat %d fold %d has no test samples; skipped", repeat, fold)
             continue
-        head = fit_head(head_name, data, train, cfg["seed"] + repeat, augment, fold_seed(cfg["seed"], repeat, fold))
+        done = cache.load(repeat, fold) if cache is not None else None
+        if done is not None:  # finished before a kill: its predictions and record, as they were
+            proba[repeat, test], reference[repeat, test], row = done
+            fold_of[repeat, test] = fold
+            fold_rows.append(row)
+            continue
+        started = time.perf_counter()
+        head = fit_head(head_name, data, train, cfg["seed"] + repeat, augment, fold_seed(cfg["seed"], repeat, fold),
+                        options)
+        fit_seconds = time.perf_counter() - started
         proba[repeat, test] = aligned_proba(head, head_inputs(data, head, test), classes)
         fold_of[repeat, test] = fold
         if kind == "regression":
             reference[repeat, test] = np.mean(data.y[train])
         elif kind == "survival":  # splits the test part into high and low risk, as a clinician would have
             reference[repeat, test] = np.median(aligned_proba(head, head_inputs(data, head, train), classes))
-        fold_rows.append({"repeat": repeat, "fold": fold, "n_test": int(len(test)),
-                          **metrics(data.y[test], proba[repeat, test], classes, kind)})
+        row = {"repeat": repeat, "fold": fold, "n_test": int(len(test)), "fit_seconds": fit_seconds,
+               **({"training": head.training_} if getattr(head, "training_", None) else {}),
+               **metrics(data.y[test], proba[repeat, test], classes, kind)}
+        fold_rows.append(row)
+        if cache is not None:
+            cache.save(repeat, fold, proba[repeat, test], reference[repeat, test], row)
 
     overall = _repeat_mean([metrics(data.y, proba[r], classes, kind) for r in range(cfg["repeats"])], names)
     mean, std = _summary(fold_rows, names)
@@ -289,6 +319,43 @@ def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment 
         baseline = _repeat_mean([m.regression_metrics(data.y, reference[r]) for r in range(cfg["repeats"])], names)
         result["chance"] = {**baseline, "pearson": 0.0, "spearman": 0.0}  # a constant correlates with nothing
     return _predictions(data, classes, proba, fold_of, reference), result
+
+
+class FoldCache:
+    """Finished folds of one cross-validation on disk, so a killed job resumes after its last finished fold.
+
+    Each fold's out-of-fold predictions and record go to `{directory}/{repeat}-{fold}.npz` (written under a
+    temporary name, then renamed); they are used again only when the fingerprint of the head, its options,
+    the evaluation settings and the task's rows is the same."""
+
+    def __init__(self, directory: str | Path, head_name: str, data: TaskData, cfg: dict, options: dict):
+        self.directory = Path(directory)
+        digest = hashlib.sha256(json.dumps([head_name, cfg, options], sort_keys=True, default=str).encode())
+        for part in (np.asarray(data.y), np.asarray(data.groups), data.X):
+            digest.update(np.ascontiguousarray(part).astype(str if part.dtype == object else part.dtype).tobytes())
+        self.fingerprint = digest.hexdigest()
+
+    def _path(self, repeat: int, fold: int) -> Path:
+        return self.directory / f"{repeat}-{fold}.npz"
+
+    def load(self, repeat: int, fold: int):
+        path = self._path(repeat, fold)
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as saved:
+            if str(saved["fingerprint"]) != self.fingerprint:
+                return None
+            log.info("repeat %d fold %d: finished before, taken from %s", repeat, fold, path)
+            return saved["proba"], saved["reference"], json.loads(str(saved["record"]))
+
+    def save(self, repeat: int, fold: int, proba, reference, record: dict) -> None:
+        from tileprobe.atomic import atomic_path
+        from tileprobe.jsonable import jsonable
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self._path(repeat, fold)) as tmp, open(tmp, "wb") as out:
+            np.savez(out, proba=proba, reference=reference, fingerprint=self.fingerprint,
+                     record=json.dumps(jsonable(record)))
 
 
 def _predictions(data: TaskData, classes: list, proba: np.ndarray, fold_of: np.ndarray,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tileprobe.learn.data import VALUE_KINDS, TaskData, all_terms, per_term, ter
 from tileprobe.learn.evaluate import Augment, cross_validate, fit_head, refit_seed, settings
 from tileprobe.threads import limited_threads
 
+FOLDS_DIR = "folds"  # finished folds of a resumable run, until its metrics.json exists
 META_KEYS = ("task", "backbone", "layer", "augmentation", "head", "level", "kind")
 
 
@@ -74,23 +76,29 @@ def _describe(data: TaskData) -> dict:
 
 
 def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: str | Path, meta: dict,
-             augment: Augment | None = None, *, threads: int = 1) -> dict:
+             augment: Augment | None = None, *, threads: int = 1, options: dict | None = None,
+             resume: bool = False) -> dict:
     """Cross-validate `head_name` on `data`, refit it on everything, and write the outputs to `out_dir`.
 
     `augment(X, y, groups, seed)` (optional) transforms the training part of each fold and, for the refit,
     all labelled data. Writes `predictions.parquet`, `model/` (`model.json`, plus `weights.safetensors` for
-    heads with arrays) and `metrics.json`; returns the record in metrics.json.
+    heads with arrays) and `metrics.json`; returns the record in metrics.json. `options` go to the head
+    (fine-tuning: its backbone and settings); with `resume`, finished folds are kept in `out_dir/folds/` and a
+    rerun after a kill starts after the last of them (the directory goes once metrics.json is written).
     """
     out_dir = Path(out_dir)
     cfg = settings(evaluation)
+    fold_cache = out_dir / FOLDS_DIR if resume else None
 
     start = time.perf_counter()
-    predictions, result = cross_validate(data, head_name, cfg, augment=augment, threads=threads)
+    predictions, result = cross_validate(data, head_name, cfg, augment=augment, threads=threads, options=options,
+                                         resume=fold_cache)
     cv_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     with limited_threads(threads):
-        final = fit_head(head_name, data, np.arange(len(data)), cfg["seed"], augment, refit_seed(cfg["seed"]))
+        final = fit_head(head_name, data, np.arange(len(data)), cfg["seed"], augment, refit_seed(cfg["seed"]),
+                         options)
     fit_seconds = time.perf_counter() - start
 
     with atomic_path(out_dir / "predictions.parquet") as tmp:
@@ -107,9 +115,13 @@ def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: s
         **result,
         "fit_seconds": fit_seconds,  # the final refit on all data
         "cv_seconds": cv_seconds,
+        # what training one fold's head took: the cost side of the trade-off figure
+        "train_seconds": float(np.mean([f["fit_seconds"] for f in result["folds"]])) if result["folds"] else None,
         "tileprobe_version": tileprobe.__version__,
     }
     record = jsonable(record)
     with atomic_path(out_dir / "metrics.json") as tmp:
         tmp.write_text(json.dumps(record, indent=2, allow_nan=False))
+    if fold_cache is not None:
+        shutil.rmtree(fold_cache, ignore_errors=True)
     return record

@@ -190,6 +190,26 @@ def head(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str],
     run_task(data, head_name, evaluation, out_dir, meta, augment=augment)
 
 
+def finetune(task_name: str, task: dict, labels: list[dict], samples: list[dict], tiles: dict[str, str],
+             stores: dict[str, str], backbone: str, backbone_spec: dict, tiling: dict, variant: str,
+             evaluation: dict, settings: dict, out_dir: str, threads: int = 1) -> None:
+    """Fine-tune `backbone` on the task's pixels: the rows (and so the folds) are the heads' rows, read from the
+    same stores; finished folds are kept, so a killed job resumes after the last of them."""
+    from tileprobe.finetune.pixels import task_pixels
+    from tileprobe.learn.train import run_task
+    from tileprobe.tiling.table import read_tiles
+
+    data = task_data(task_name, task, labels, tiles, stores, backbone_spec["layers"][0], evaluation)
+    tables = {s: read_tiles(path)[0] for s, path in tiles.items()} if task["level"] == "tile" else {}
+    data.pixels = task_pixels(data, task["level"], pd.DataFrame(samples), tables, tiling["tile_px"])
+    head = f"finetune_{variant}"
+    meta = {"task": task_name, "backbone": backbone, "layer": "final", "augmentation": "none", "head": head,
+            "level": task["level"], "kind": task["kind"], "label": task["label"], "backbone_spec": backbone_spec,
+            "finetune": settings}
+    run_task(data, head, evaluation, out_dir, meta, threads=threads, resume=True,
+             options={"backbone": backbone_spec, "settings": settings, "input_px": tiling["tile_px"]})
+
+
 def head_augment(task_name, task, samples, tiles, stores, layer, evaluation, data, spec, augmented):
     """The augment(X, y, groups, seed) hook of one head: in-fold, or the precomputed copies of training rows."""
     import numpy as np

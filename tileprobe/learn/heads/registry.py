@@ -43,7 +43,10 @@ class Head(Protocol):
 # Every built-in head and the module that defines it. Naming a head (config checks, a dry run) imports nothing;
 # its module, and torch for the torch heads, is imported when the head is first built or loaded.
 BUILT_IN = {"logreg": "logreg", "knn": "knn", "meanpool": "meanpool", "mlp": "mlp", "mlp2": "mlp",
-            "multitask": "mlp", "abmil": "abmil", "ridge": "ridge", "cox": "cox"}
+            "multitask": "mlp", "abmil": "abmil", "ridge": "ridge", "cox": "cox",
+            # fine-tuning: the task's backbone trained on pixels (tileprobe.finetune), not a head on embeddings
+            "finetune_partial": "tileprobe.finetune.head", "finetune_full": "tileprobe.finetune.head",
+            "finetune_scratch": "tileprobe.finetune.head"}
 _CLASSES: dict[str, type] = {}
 
 
@@ -68,15 +71,17 @@ def head_names() -> list[str]:
 def head_class(name: str, fix: str = "Fix the task's `heads` list.") -> type:
     """The class of head `name`, importing its module on first use."""
     if name not in _CLASSES and name in BUILT_IN:
-        importlib.import_module(f"{__package__}.{BUILT_IN[name]}")
+        module = BUILT_IN[name]
+        importlib.import_module(module if "." in module else f"{__package__}.{module}")
     if name not in _CLASSES:
         raise HeadError(f"unknown head '{name}'; known heads: {', '.join(head_names())}. {fix}")
     return _CLASSES[name]
 
 
-def make_head(name: str, seed: int = 0, kind: str = "multiclass") -> Head:
-    """A fresh, unfitted head for a task of `kind` (binary, multiclass, multilabel)."""
-    return head_class(name)(seed=seed, kind=kind)
+def make_head(name: str, seed: int = 0, kind: str = "multiclass", **options) -> Head:
+    """A fresh, unfitted head for a task of `kind`; `options` go to heads that take more (fine-tuning: the
+    backbone spec and its settings)."""
+    return head_class(name)(seed=seed, kind=kind, **options)
 
 
 def load_head(directory: str | Path) -> Head:
