@@ -33,6 +33,7 @@ rule figure_scores:
     output:
         bars=figure("metric_bars", "metric_bars", "2. Scores"),
         depth=figure("layer_depth", "layer_depth", "2. Scores"),
+        tradeoff=figure("tradeoff", "tradeoff", "2. Scores"),
     params:
         layers={name: spec["layers"] for name, spec in BACKBONES.items()},
         metric=METRIC,

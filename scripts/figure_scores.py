@@ -8,4 +8,5 @@ with job(snakemake):
         snakemake.params.metric,
         snakemake.output.bars,
         snakemake.output.depth,
+        snakemake.output.tradeoff,
     )

@@ -221,3 +221,21 @@ def test_agreement_and_selection_figure_for_each_accepted_metric(trained, metric
     assert drawn.panels == ["proxy task tumour: rank by mean over probes",
                             "does the proxy ranking agree with the tasks? (Spearman)"]
     picture(drawn.path)
+
+
+def test_tradeoff_draws_heads_and_fine_tuned_networks_against_training_time(tmp_path):
+    from matplotlib.image import imread
+
+    from tileprobe.report.plots.tradeoff import tradeoff
+
+    rows = [{"task": t, "kind": k, "backbone": "r18", "layer": "final", "augmentation": "none", "head": h,
+             "balanced_accuracy": 0.7, "balanced_accuracy_ci_low": 0.6, "balanced_accuracy_ci_high": 0.8,
+             "r2": 0.5, "r2_ci_low": 0.4, "r2_ci_high": 0.6, "chance_r2": 0.0, "train_seconds": s}
+            for t, k in (("tumour", "binary"), ("age", "regression"))
+            for h, s in (("logreg", 0.05), ("finetune_partial", 120.0))]
+    drawn = tradeoff(pd.DataFrame(rows), "balanced_accuracy", tmp_path / "tradeoff.png")
+    assert drawn.panels == ["task age", "task tumour"]
+    assert imread(drawn.path).shape[1] > 600
+    # metrics.json from before training times were kept: a figure that says so, not an error
+    old = pd.DataFrame(rows).assign(train_seconds=np.nan)
+    assert tradeoff(old, "balanced_accuracy", tmp_path / "old.png").panels == []

@@ -22,6 +22,8 @@ COLUMNS = [
     # Confidence intervals, when metrics.json has a `ci` entry (bootstrap); NaN otherwise.
     "balanced_accuracy_ci_low", "balanced_accuracy_ci_high", "auroc_ci_low", "auroc_ci_high",
     "macro_f1_ci_low", "macro_f1_ci_high",
+    # Wall seconds training one fold's head took (mean over folds): the cost side of the trade-off figure.
+    "train_seconds",
 ]
 CI_METRICS = ("balanced_accuracy", "auroc", "macro_f1")
 
@@ -129,6 +131,7 @@ def _row(record: dict, metric: str) -> dict:
         "macro_f1": overall.get("macro_f1"),
         "macro_f1_std": std.get("macro_f1"),
         **cis,
+        "train_seconds": record.get("train_seconds"),
         **extra,
         **values,
     }

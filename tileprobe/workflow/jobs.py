@@ -269,12 +269,15 @@ def select(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str
              top["proxy_score"])
 
 
-def figure_scores(summary: str, layers: dict[str, list[str]], metric: str, bars: str, depth: str) -> None:
+def figure_scores(summary: str, layers: dict[str, list[str]], metric: str, bars: str, depth: str,
+                  tradeoff: str) -> None:
     from tileprobe.report.plots.scores import layer_depth, metric_bars
+    from tileprobe.report.plots.tradeoff import tradeoff as draw_tradeoff
 
     table = pd.read_parquet(summary)
     metric_bars(table, metric, bars)
     layer_depth(table, layers, metric, depth)
+    draw_tradeoff(table, metric, tradeoff)
 
 
 def figure_curves(metrics: list[str], predictions: list[str], metric: str, curves: str, confusion: str) -> None:
