@@ -10,6 +10,7 @@ epoch. What it cost (wall time, epochs, images seen, device) is kept in `trainin
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,8 @@ from tileprobe.learn.heads.torch_training import (
     target_tensor,
     validation_split,
 )
+
+log = logging.getLogger(__name__)
 
 
 
@@ -143,6 +146,9 @@ class FineTuneHead:
                           "n_train": int(len(train)), "n_val": int(len(val)), "device": device.type,
                           "seconds": time.perf_counter() - started,
                           "trainable_parameters": int(sum(p.numel() for p in parameters))}
+        log.info("%s: %d epoch(s) (best %d), %d images seen, %.1f s on %s, %d trainable parameters", self.name,
+                 epoch + 1, best_epoch + 1, seen, self.training_["seconds"], device.type,
+                 self.training_["trainable_parameters"])
         return self
 
     def _check_fitted(self):
