@@ -1,15 +1,16 @@
-"""Training time of every head on N x D frozen embeddings, against fine-tuning a small backbone end to end for
-one epoch on the same number of tiles (CPU), as ratios measured in one run on one machine.
+"""Heads on frozen embeddings against real fine-tuning runs, on the same task, data and folds (CPU or GPU).
 
-    .venv/bin/python benchmarks/heads.py                          # 100,000 x 1,024, every head; Markdown table
-    .venv/bin/python benchmarks/heads.py --rows 20000 --heads logreg mlp
+    make demo                                   # once: the demo's slides, tiles and resnet18 embeddings
+    .venv/bin/python benchmarks/heads.py        # the demo's `tissue` task, 300 tiles, every head and variant
+    .venv/bin/python benchmarks/heads.py --tiles 2000 --variants partial --max-epochs 20 --json out.json
 
-Embeddings are synthetic Gaussian classes (3 classes, 500 patients). A head's time is one `fit` as the refit
-on all data runs it: with its own tuning (inner folds for logreg C and knn k, early stopping for the torch
-heads). Bag heads (abmil, meanpool) get the same rows as 500 bags of N/500 tiles. Fine-tuning is timm's
-resnet18 (random weights, 3 outputs) with AdamW, forward + backward on `--finetune-tiles` random tiles of
-`--tile-px` px; one epoch over N tiles is that time scaled to N (a full epoch on CPU takes hours). Both sides
-use the same thread count. The ratio is fine-tune epoch time / head time: how many heads fit in one epoch.
+What runs is what the workflow runs: `jobs.task_data` builds the task's rows from the demo's stores (a random,
+class-balanced sample of `--tiles` of them, whole patients kept), `tileprobe.finetune.pixels` reads their tiles
+from the slides, and `learn.train.run_task` cross-validates each head and each fine-tuning variant on the same
+patient-grouped folds and refits it, as rules head and finetune do. Reported per method: the out-of-fold
+balanced accuracy with its 95% bootstrap interval, training seconds per fold (`train_seconds`), the ratio of a
+variant's time to each head's, and the score difference. The one-off embedding of the tiles is timed too
+(heads need it once; fine-tuning does not).
 """
 
 from __future__ import annotations
@@ -19,104 +20,104 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-ALL_HEADS = ["logreg", "knn", "mlp", "mlp2", "meanpool", "abmil"]
-N_CLASSES, N_PATIENTS = 3, 500
+HEADS = ["logreg", "knn", "mlp"]
+VARIANTS = ["partial", "full", "scratch"]
 
 
-def embeddings(rows: int, dim: int, seed: int = 0):
+def demo_task(results: Path, tiles: int, seed: int = 0):
+    """The demo's tissue task rows (resnet18, final layer), sampled to about `tiles` rows, with their pixels."""
+    import yaml
+
+    from tileprobe.finetune.pixels import task_pixels
+    from tileprobe.learn.data import subset
+    from tileprobe.tiling.table import read_tiles
+    from tileprobe.workflow import jobs
+
+    config = yaml.safe_load(Path("config/config.yaml").read_text())
+    task = {**config["tasks"]["tissue"], "name": "tissue"}
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    slides = manifest[manifest["annotations"].notna()]
+    tile_paths = {s: str(results / f"tiles/wsi/{s}.parquet") for s in slides["slide"]}
+    stores = {s: str(results / f"embeddings/wsi/resnet18/{s}.zarr") for s in slides["slide"]}
+    samples = slides[["slide", "patient", "annotations", "group", "path", "mpp"]].to_dict("records")
+    data = jobs.task_data("tissue", task, samples, tile_paths, stores, "final", {"folds": 3})
     rng = np.random.default_rng(seed)
-    patient = np.arange(rows) % N_PATIENTS
-    cls = patient % N_CLASSES
-    X = (rng.normal(size=(N_CLASSES, dim)) * 0.3)[cls] + rng.normal(size=(rows, dim))
-    y = np.array([f"c{i}" for i in range(N_CLASSES)], dtype=object)[cls]
-    return X.astype(np.float32), y, np.array([f"p{p}" for p in patient], dtype=object)
-
-
-def time_head(name: str, X, y, groups) -> float:
-    from tileprobe.learn.heads.registry import head_class, make_head
-
-    head = make_head(name, seed=0, kind="multiclass")
-    if head_class(name).input == "bags":
-        order = np.argsort(groups, kind="stable")
-        split = np.cumsum(np.unique(groups, return_counts=True)[1])[:-1]
-        bags = np.split(X[order], split)
-        first = order[np.r_[0, split]]
-        inputs, y, groups = bags, y[first], groups[first]
-    else:
-        inputs = X
-    start = time.perf_counter()
-    head.fit(inputs, y, groups)
-    return time.perf_counter() - start
-
-
-def time_finetune(tiles: int, tile_px: int, batch: int) -> float:
-    """Seconds per tile of one training step of resnet18 (forward + backward + AdamW update)."""
-    import timm
-    import torch
-
-    torch.manual_seed(0)
-    net = timm.create_model("resnet18", pretrained=False, num_classes=N_CLASSES)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    loss = torch.nn.CrossEntropyLoss()
-    images = torch.rand(batch, 3, tile_px, tile_px)
-    labels = torch.randint(0, N_CLASSES, (batch,))
-    net.train()
-
-    def step():
-        optimiser.zero_grad()
-        loss(net(images), labels).backward()
-        optimiser.step()
-
-    step()  # warm-up: first-call allocations are not part of an epoch's steady state
-    steps = max(1, tiles // batch)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return (time.perf_counter() - start) / (steps * batch)
+    per_class = max(1, tiles // len(data.classes))
+    rows = np.sort(np.concatenate([rng.choice(np.flatnonzero(data.y == c), min(per_class, int((data.y == c).sum())),
+                                              replace=False) for c in data.classes]))
+    data = subset(data, rows)
+    tables = {s: read_tiles(p)[0] for s, p in tile_paths.items()}
+    data.pixels = task_pixels(data, "tile", slides[["slide", "path", "mpp"]], tables,
+                              config["tilings"]["wsi"]["tile_px"])
+    return data, config
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--dim", type=int, default=1024)
-    parser.add_argument("--heads", nargs="+", default=ALL_HEADS)
+    parser.add_argument("--results", default="results", help="a finished `make demo` results directory")
+    parser.add_argument("--tiles", type=int, default=300)
+    parser.add_argument("--heads", nargs="+", default=HEADS)
+    parser.add_argument("--variants", nargs="+", default=VARIANTS)
+    parser.add_argument("--max-epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--tile-px", type=int, default=224)
-    parser.add_argument("--finetune-tiles", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
+    import tempfile
+
+    import torch
+
+    from tileprobe.embed.load import load_backbone
+    from tileprobe.learn.train import run_task
     from tileprobe.threads import limited_threads
 
     load_before = os.getloadavg()
-    X, y, groups = embeddings(args.rows, args.dim)
-    with limited_threads(args.threads):
-        per_tile = time_finetune(args.finetune_tiles, args.tile_px, args.batch)
-        epoch = per_tile * args.rows
-        print(f"fine-tune: {per_tile * 1000:.0f} ms per tile", flush=True)
-        heads = {}
-        for name in args.heads:
-            heads[name] = time_head(name, X, y, groups)
-            print(f"{name}: {heads[name]:.1f} s", flush=True)
+    data, config = demo_task(Path(args.results), args.tiles)
+    spec = config["backbones"]["resnet18"]
+    evaluation = {**config["evaluation"], "bootstrap": 200}
+    settings = {"max_epochs": args.max_epochs, "batch_size": args.batch_size}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    rows = {}
+    with limited_threads(args.threads), tempfile.TemporaryDirectory() as out:
+        backbone = load_backbone(spec, config["tilings"]["wsi"]["tile_px"], device)
+        start = time.perf_counter()
+        for i in range(0, len(data), 64):
+            backbone.embed(data.pixels[i:i + 64])
+        embed_seconds = time.perf_counter() - start
+        runs = [(h, None) for h in args.heads] + [(f"finetune_{v}", {"backbone": spec, "settings": settings,
+                                                                    "input_px": config["tilings"]["wsi"]["tile_px"]})
+                                                 for v in args.variants]
+        for name, options in runs:
+            record = run_task(data, name, evaluation, Path(out) / name, {"head": name}, options=options)
+            rows[name] = {"balanced_accuracy": record["overall"]["balanced_accuracy"],
+                          "ci": record["ci"]["balanced_accuracy"], "train_seconds": record["train_seconds"],
+                          "epochs": [f.get("training", {}).get("epochs_run") for f in record["folds"]]}
+            print(f"{name}: {rows[name]}", flush=True)
     load_after = os.getloadavg()
 
-    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads; load average "
-          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; {args.rows:,} x {args.dim:,} embeddings\n")
-    print(f"Fine-tuning resnet18, {args.tile_px} px: {per_tile * 1000:.0f} ms per tile "
-          f"(measured on {args.finetune_tiles} tiles) -> one epoch over {args.rows:,} tiles ~ {epoch / 3600:.1f} h\n")
-    print("| head | training time (s) | fine-tune epoch / head |")
-    print("|---|---:|---:|")
-    for name, seconds in heads.items():
-        print(f"| {name} | {seconds:.1f} | {epoch / seconds:,.0f}x |")
+    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, {device}; load average "
+          f"{load_before[0]:.1f} before, {load_after[0]:.1f} after; demo `tissue` task, {len(data)} tiles of "
+          f"{len(set(data.groups))} patients, {evaluation['folds']}-fold CV; embedding them once: "
+          f"{embed_seconds:.1f} s\n")
+    heads = [n for n in rows if not n.startswith("finetune_")]
+    print("| method | balanced accuracy [95% CI] | training s / fold | " + " | ".join(
+        f"time / {h}" for h in heads) + " | vs best head |")
+    print("|---|---:|---:|" + "---:|" * len(heads) + "---:|")
+    best = max(rows[h]["balanced_accuracy"] for h in heads) if heads else float("nan")
+    for name, r in rows.items():
+        ratios = " | ".join(f"{r['train_seconds'] / rows[h]['train_seconds']:,.0f}x" for h in heads)
+        print(f"| {name} | {r['balanced_accuracy']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] | "
+              f"{r['train_seconds']:.2f} | {ratios} | {r['balanced_accuracy'] - best:+.3f} |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rows": args.rows, "dim": args.dim, "threads": args.threads, "load": [load_before, load_after],
-                       "finetune_seconds_per_tile": per_tile, "finetune_epoch_seconds": epoch,
-                       "heads_seconds": heads}, f, indent=1)
+            json.dump({"tiles": len(data), "threads": args.threads, "device": device, "embed_seconds": embed_seconds,
+                       "load": [load_before, load_after], "runs": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
