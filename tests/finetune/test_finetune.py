@@ -168,3 +168,22 @@ def test_fine_tuning_refuses_what_is_not_a_network():
 
     with pytest.raises(BackboneError, match="not one .handcrafted or noise features."):
         build({"model": "noise:16"}, "full", 2, PX)
+
+
+def test_training_batches_are_augmented_in_image_space_and_predictions_are_not(monkeypatch):
+    from tileprobe.finetune import head as finetune_head
+
+    calls = []
+    real = finetune_head.augment
+    monkeypatch.setattr(finetune_head, "augment", lambda tile, rng: calls.append(1) or real(tile, rng))
+    spec = {"model": "test_resnet", "weights": "none"}
+    pixels, y, groups = bars(n=24)
+    head = evaluate.make_head("finetune_full", seed=0, kind="binary", **options(spec, max_epochs=2, augment=True))
+    head.fit(pixels, y, groups)
+    assert len(calls) == head.training_["images_seen"]  # every training image of every epoch, once
+    calls.clear()
+    head.predict_proba(pixels)
+    assert calls == []
+    head = evaluate.make_head("finetune_full", seed=0, kind="binary", **options(spec, max_epochs=1, augment=False))
+    head.fit(pixels, y, groups)
+    assert calls == []
