@@ -33,10 +33,12 @@ rule figure_scores:
     output:
         bars=figure("metric_bars", "metric_bars", "2. Scores"),
         depth=figure("layer_depth", "layer_depth", "2. Scores"),
-        tradeoff=figure("tradeoff", "tradeoff", "2. Scores"),
+        # one figure per task: score against training time, heads and fine-tuned networks
+        tradeoff=[figure(f"tradeoff_{task}", "tradeoff", "2. Scores", task=task) for task in TASKS],
     params:
         layers={name: spec["layers"] for name, spec in BACKBONES.items()},
         metric=METRIC,
+        tasks=list(TASKS),
     log:
         PATHS.log("figures", "scores"),
     benchmark:

@@ -8,5 +8,5 @@ with job(snakemake):
         snakemake.params.metric,
         snakemake.output.bars,
         snakemake.output.depth,
-        snakemake.output.tradeoff,
+        dict(zip(snakemake.params.tasks, snakemake.output.tradeoff, strict=True)),
     )

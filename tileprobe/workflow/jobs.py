@@ -270,14 +270,16 @@ def select(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str
 
 
 def figure_scores(summary: str, layers: dict[str, list[str]], metric: str, bars: str, depth: str,
-                  tradeoff: str) -> None:
+                  tradeoff: dict[str, str]) -> None:
+    """Score bars and layer depth over all tasks; the trade-off figure once per task ({task: path})."""
     from tileprobe.report.plots.scores import layer_depth, metric_bars
     from tileprobe.report.plots.tradeoff import tradeoff as draw_tradeoff
 
     table = pd.read_parquet(summary)
     metric_bars(table, metric, bars)
     layer_depth(table, layers, metric, depth)
-    draw_tradeoff(table, metric, tradeoff)
+    for task, path in tradeoff.items():
+        draw_tradeoff(table[table["task"] == task], metric, path)
 
 
 def figure_curves(metrics: list[str], predictions: list[str], metric: str, curves: str, confusion: str) -> None:
