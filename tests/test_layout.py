@@ -7,7 +7,8 @@ from tests.support.runner import ROOT
 
 PACKAGE = ROOT / "tileprobe"
 # The only plain modules at the top: shared by every stage.
-SHARED_MODULES = {"__init__.py", "errors.py", "atomic.py", "cli.py", "jsonable.py", "threads.py"}
+# quiet: the precise filters for dependencies' warnings, installed when tileprobe is imported
+SHARED_MODULES = {"__init__.py", "errors.py", "atomic.py", "cli.py", "jsonable.py", "threads.py", "quiet.py"}
 
 
 def module_name(path: Path) -> str:

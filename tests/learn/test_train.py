@@ -104,7 +104,7 @@ def test_torch_head_is_deployed_as_safetensors_and_augment_reaches_the_refit(tmp
     model = load_head(tmp_path / "model")
     assert model.predict_proba(data.X).argmax(axis=1).tolist() == [0, 1, 2] * 10
     written = strict_json(tmp_path / "metrics.json")
-    assert set(written["ci"]) == {"balanced_accuracy", "macro_f1", "auroc", "auprc"}
+    assert set(written["ci"]) == {"balanced_accuracy", "macro_f1", "auroc", "auprc", "ece"}
 
 
 @pytest.mark.parametrize("head", ["logreg", "knn", "mlp"])

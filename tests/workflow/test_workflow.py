@@ -101,3 +101,14 @@ def test_lint_is_clean():
     result = snakemake(ROOT, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_the_demo_prints_no_warnings(demo_run):
+    # Issue 17, point 4: Snakemake's "coroutine ... was never awaited" (disk sized from input.size_mb while the DAG
+    # is built) and zarr's ".snakemake_timestamp is not recognized" filled the demo's output.
+    from tests.conftest import DEMO_OUTPUT
+
+    output = (demo_run / DEMO_OUTPUT).read_text()
+    warnings = [line for line in output.splitlines() if "Warning" in line or "warnings.warn" in line]
+    assert warnings == [], "\n".join(warnings[:10])
+    assert "rule tile" in output  # it is the run's output, with its jobs

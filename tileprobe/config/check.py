@@ -155,6 +155,11 @@ def check_config(config: dict[str, Any], known_heads) -> dict[str, Any]:
             raise ConfigError(f"config: task `{name}` asks for `finetune`, which trains on one tile or image per "
                               f"row with a class or number target; a {task['level']}-level {task['kind']} task has "
                               "none, so remove `finetune` from it.")
+        if task.get("calibrate") and (task["kind"] not in ("binary", "multiclass")
+                                      or (task["calibrate"] == "platt" and task["kind"] != "binary")):
+            raise ConfigError(f"config: task `{name}` asks for `calibrate: {task['calibrate']}`, which a "
+                              f"{task['kind']} task cannot use; temperature scaling is for binary and multiclass "
+                              "tasks, Platt scaling for binary ones.")
         if task["kind"] == "survival" and task["level"] == "tile":
             raise ConfigError(f"config: task `{name}` is survival at tile level; survival belongs to a patient's "
                               "slide, so use `level: slide`, `image` or `group`.")

@@ -55,7 +55,7 @@ def refit_seed(seed: int) -> int:
     return int(np.random.SeedSequence([seed % 2**32, 2**31 - 1]).generate_state(1)[0])
 
 
-def _encode(y_true, classes) -> np.ndarray:
+def encode_classes(y_true, classes) -> np.ndarray:
     """Class indices; -1 for a label outside `classes` (it counts against recall, never as a prediction)."""
     index = {c: j for j, c in enumerate(classes)}
     return np.array([index.get(v, -1) for v in y_true], dtype=np.int64)
@@ -80,13 +80,14 @@ def single_label_metrics(truth: np.ndarray, proba: np.ndarray, n_classes: int) -
         "balanced_accuracy": m.balanced_accuracy(truth[known], pred[known], n_classes),
         "macro_f1": m.macro_f1(truth[known], pred[known], n_classes),
         **curves,
+        "ece": m.expected_calibration_error(truth[known], proba[known]),
     }
 
 
 def _one(name: str) -> Callable[..., float]:
     def metric(y_true, proba, classes) -> float:
         proba = np.asarray(proba, dtype=np.float64)
-        return single_label_metrics(_encode(y_true, list(classes)), proba, proba.shape[1])[name]
+        return single_label_metrics(encode_classes(y_true, list(classes)), proba, proba.shape[1])[name]
 
     metric.__name__ = name
     return metric
@@ -123,8 +124,10 @@ def multilabel_metrics(Y: np.ndarray, P: np.ndarray) -> dict[str, float]:
 
 
 def metric_names(kind: str = "multiclass") -> list[str]:
+    """Every score metrics.json holds for `kind`; binary and multiclass add the calibration error (lower is
+    better, so it ranks nothing: not one of METRICS)."""
     return list({"multilabel": MULTILABEL_METRICS, "regression": m.REGRESSION,
-                 "survival": m.SURVIVAL}.get(kind, METRICS))
+                 "survival": m.SURVIVAL}.get(kind, (*METRICS, "ece")))
 
 
 def encode(y_true, classes, kind: str) -> np.ndarray:
@@ -132,7 +135,7 @@ def encode(y_true, classes, kind: str) -> np.ndarray:
     target: what the scoring functions take."""
     if kind in VALUE_KINDS:
         return np.asarray(y_true, dtype=np.float64)
-    return term_matrix(y_true, list(classes)) if kind == "multilabel" else _encode(y_true, list(classes))
+    return term_matrix(y_true, list(classes)) if kind == "multilabel" else encode_classes(y_true, list(classes))
 
 
 def score(truth: np.ndarray, proba: np.ndarray, kind: str) -> dict[str, float]:

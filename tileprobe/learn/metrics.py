@@ -21,6 +21,24 @@ def balanced_accuracy(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> fl
     return float(np.mean(hits[present] / support[present]))
 
 
+CALIBRATION_BINS = 15  # equal-width confidence bins of the expected calibration error
+
+
+def expected_calibration_error(truth: np.ndarray, proba: np.ndarray, n_bins: int = CALIBRATION_BINS) -> float:
+    """Top-label ECE (Guo et al., ICML 2017): rows binned by their highest probability into `n_bins` equal-width
+    bins [k/n, (k+1)/n) (a confidence of 1 in the last); the gap between accuracy and mean confidence of each bin,
+    weighted by its share of rows. 0 is perfectly calibrated; NaN without rows."""
+    if len(truth) == 0:
+        return float("nan")
+    proba = np.asarray(proba, dtype=np.float64)
+    confidence = proba.max(axis=1)
+    correct = (np.argmax(proba, axis=1) == truth).astype(np.float64)
+    bins = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    gaps = np.bincount(bins, weights=correct, minlength=n_bins) - np.bincount(bins, weights=confidence,
+                                                                            minlength=n_bins)
+    return float(np.abs(gaps).sum() / len(truth))
+
+
 def _f1(tp, fp, fn) -> np.ndarray:
     denominator = 2 * tp + fp + fn
     return np.divide(2 * tp, denominator, out=np.zeros(np.shape(tp), dtype=np.float64), where=denominator > 0)
@@ -86,7 +104,7 @@ REGRESSION = ("r2", "mae", "rmse", "pearson", "spearman")
 # Survival: Harrell's concordance of risk with observed times, and Uno's, which weights pairs by the inverse
 # probability of censoring and so stays unbiased where many patients are censored.
 SURVIVAL = ("c_index", "c_index_uno")
-LOWER_IS_BETTER = frozenset({"mae", "rmse"})
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "ece"})
 # The score that ranks heads of a value kind (summary order, score figures, selection agreement); class tasks
 # are ranked by the configured `selection.metric`.
 HEADLINE = {"regression": "r2", "survival": "c_index"}

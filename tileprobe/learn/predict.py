@@ -19,6 +19,7 @@ import pandas as pd
 from tileprobe.atomic import atomic_path
 from tileprobe.config.samples import read_samples
 from tileprobe.errors import TileprobeError
+from tileprobe.learn import calibration
 from tileprobe.learn.data import VALUE_KINDS, predicted_labels, tile_mean
 from tileprobe.learn.heads.registry import MODEL_FILE, load_head
 
@@ -93,6 +94,10 @@ def predict_slide(model_dir, task_name: str, task: dict, slide: str, features: n
         out["head"] = spec["head"]
         return out
     proba = head.predict_proba(inputs)
+    calibrated = calibration.load(model_dir)  # fitted on the out-of-fold predictions, when the task asked
+    if calibrated is not None:
+        proba = calibration.apply(calibrated, proba)
+        out["calibration"] = calibrated["method"]
     classes = [str(c) for c in head.classes_]
     for j, c in enumerate(classes):
         out[f"prob_{c}"] = proba[:, j]

@@ -18,7 +18,9 @@ import tileprobe
 from tileprobe.atomic import atomic_path
 from tileprobe.jsonable import jsonable
 from tileprobe.learn.data import VALUE_KINDS, TaskData, all_terms, per_term, term_matrix
-from tileprobe.learn.evaluate import Augment, cross_validate, fit_head, refit_seed, settings
+from tileprobe.learn import calibration
+from tileprobe.learn.evaluate import Augment, encode_classes, cross_validate, fit_head, refit_seed, settings
+from tileprobe.learn.metrics import expected_calibration_error
 from tileprobe.threads import limited_threads
 
 FOLDS_DIR = "folds"  # finished folds of a resumable run, until its metrics.json exists
@@ -75,16 +77,33 @@ def _describe(data: TaskData) -> dict:
     }
 
 
+def _calibration(method: str, data: TaskData, predictions: pd.DataFrame) -> tuple[dict, dict]:
+    """Calibration parameters fitted on every repeat's out-of-fold probabilities, and what they do to the ECE
+    there (in sample: the same predictions they were fitted on)."""
+    if data.kind not in ("binary", "multiclass"):
+        raise ValueError(f"`calibrate` is for binary and multiclass tasks, not {data.kind}")
+    classes = data.classes
+    proba = predictions[[f"prob_{c}" for c in classes]].to_numpy(np.float64)
+    truth = encode_classes(predictions["y_true"].to_numpy(), classes)
+    params = calibration.fit(method, truth, proba)
+    keep = ~np.isnan(proba).any(axis=1)
+    before = expected_calibration_error(truth[keep], proba[keep])
+    after = expected_calibration_error(truth[keep], calibration.apply(params, proba[keep]))
+    return params, {**params, "ece_out_of_fold": before, "ece_after_in_sample": after}
+
+
 def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: str | Path, meta: dict,
              augment: Augment | None = None, *, threads: int = 1, options: dict | None = None,
-             resume: bool = False) -> dict:
+             resume: bool = False, calibrate: str | None = None) -> dict:
     """Cross-validate `head_name` on `data`, refit it on everything, and write the outputs to `out_dir`.
 
     `augment(X, y, groups, seed)` (optional) transforms the training part of each fold and, for the refit,
     all labelled data. Writes `predictions.parquet`, `model/` (`model.json`, plus `weights.safetensors` for
     heads with arrays) and `metrics.json`; returns the record in metrics.json. `options` go to the head
     (fine-tuning: its backbone and settings); with `resume`, finished folds are kept in `out_dir/folds/` and a
-    rerun after a kill starts after the last of them (the directory goes once metrics.json is written).
+    rerun after a kill starts after the last of them (the directory goes once metrics.json is written). With
+    `calibrate` (temperature, platt), the refit head's probabilities are calibrated on the out-of-fold ones
+    (`model/calibration.json`, used by `predict:`).
     """
     out_dir = Path(out_dir)
     cfg = settings(evaluation)
@@ -103,9 +122,13 @@ def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: s
 
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         predictions.to_parquet(tmp, index=False)
+    calibration_record = None
     with atomic_path(out_dir / "model") as tmp:
         tmp.mkdir()
         final.save(tmp)
+        if calibrate:
+            params, calibration_record = _calibration(calibrate, data, predictions)
+            calibration.save(params, tmp)
 
     record = {
         **{k: meta.get(k) for k in META_KEYS},
@@ -118,6 +141,7 @@ def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: s
         # what training one fold's head took: the cost side of the trade-off figure
         "train_seconds": float(np.mean([f["fit_seconds"] for f in result["folds"]])) if result["folds"] else None,
         "tileprobe_version": tileprobe.__version__,
+        **({"calibration": calibration_record} if calibration_record else {}),
     }
     record = jsonable(record)
     with atomic_path(out_dir / "metrics.json") as tmp:

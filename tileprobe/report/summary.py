@@ -24,6 +24,8 @@ COLUMNS = [
     "macro_f1_ci_low", "macro_f1_ci_high",
     # Wall seconds training one fold's head took (mean over folds): the cost side of the trade-off figure.
     "train_seconds",
+    # Expected calibration error of binary and multiclass heads (lower is better), with its interval.
+    "ece", "ece_std", "ece_ci_low", "ece_ci_high",
 ]
 CI_METRICS = ("balanced_accuracy", "auroc", "macro_f1")
 
@@ -71,6 +73,7 @@ _SHOWN = _IDS + [
     ("chance", "chance_balanced_accuracy", None),
     ("AUROC", "auroc", "auroc_std"), ("macro F1", "macro_f1", "macro_f1_std"),
 ]
+_ECE = ("ECE", "ece", "ece_std")  # shown when some head has one (binary, multiclass; older files have none)
 # Each value family's table: its own scores only, so no column stays empty for its rows.
 _FAMILY_SHOWN = {
     REGRESSION: _IDS + [
@@ -86,7 +89,8 @@ _FAMILY_SHOWN = {
 # What each family's table says above it, when the summary has more than classification.
 _TITLES = {CLASSIFICATION: "Classification", REGRESSION: "Regression", SURVIVAL: "Survival"}
 _NOTES = {
-    CLASSIFICATION: "Chance is the balanced accuracy of a head that learnt nothing.",
+    CLASSIFICATION: "Chance is the balanced accuracy of a head that learnt nothing; ECE is the expected "
+                    "calibration error of the top class's probability (0: calibrated; lower is better).",
     REGRESSION: "Chance R² is what predicting the training folds' mean scores (about 0); higher R², Pearson r and "
                 "Spearman ρ are better, lower MAE and RMSE are better.",
     SURVIVAL: "Harrell's c-index and Uno's (weighted by the inverse probability of censoring) of the predicted "
@@ -141,6 +145,7 @@ def _row(record: dict, metric: str) -> dict:
         "macro_f1_std": std.get("macro_f1"),
         **cis,
         "train_seconds": _train_seconds(record),
+        **dict(zip(metric_columns("ece"), (overall.get("ece"), std.get("ece"), *ci_bounds(record.get("ci"), "ece")))),
         **extra,
         **values,
     }
@@ -178,7 +183,8 @@ def _shown(df: pd.DataFrame, fam: str = CLASSIFICATION) -> list[tuple[str, str, 
     if fam != CLASSIFICATION:
         return _FAMILY_SHOWN[fam]
     extra = [m for m in METRICS if m not in CI_METRICS and m in df.columns]
-    return _SHOWN + [(HEADERS.get(m, m), m, f"{m}_std") for m in extra]
+    ece = [_ECE] if "ece" in df.columns and df["ece"].notna().any() else []
+    return _SHOWN + ece + [(HEADERS.get(m, m), m, f"{m}_std") for m in extra]
 
 
 def _tables(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame, list]]:

@@ -187,7 +187,7 @@ def head(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str],
         meta["augmentation_spec"] = augmentation_spec
         augment = head_augment(task_name, task, samples, tiles, stores, layer, evaluation, data,
                                augmentation_spec, augmented)
-    run_task(data, head_name, evaluation, out_dir, meta, augment=augment)
+    run_task(data, head_name, evaluation, out_dir, meta, augment=augment, calibrate=task.get("calibrate"))
 
 
 def finetune(task_name: str, task: dict, labels: list[dict], samples: list[dict], tiles: dict[str, str],
