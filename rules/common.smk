@@ -289,8 +289,8 @@ def finetune_inputs(wildcards):
 
 def report_figures(exclude=()):
     """Every figure of the report (selection's only with a proxy task), less the names in `exclude`."""
-    names = ["metric_bars", "layer_depth", "roc_pr", "confusion", "predicted_vs_true", "kaplan_meier",
-             "qc_gallery", "timing"]
+    names = ["metric_bars", "layer_depth", "roc_pr", "confusion", "reliability", "predicted_vs_true",
+             "kaplan_meier", "qc_gallery", "timing"]
     names += [f"embedding_{task}" for task in TASKS] + [f"tradeoff_{task}" for task in TASKS]
     if PROXY_TASK:
         names.append("selection")

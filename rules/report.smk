@@ -60,6 +60,7 @@ rule figure_curves:
     output:
         curves=figure("roc_pr", "roc_pr", "3. Predictions"),
         confusion=figure("confusion", "confusion", "3. Predictions"),
+        reliability=figure("reliability", "reliability", "3. Predictions"),
     params:
         metric=METRIC,
     log:

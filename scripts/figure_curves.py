@@ -8,4 +8,5 @@ with job(snakemake):
         snakemake.params.metric,
         snakemake.output.curves,
         snakemake.output.confusion,
+        snakemake.output.reliability,
     )

@@ -239,3 +239,18 @@ def test_tradeoff_draws_heads_and_fine_tuned_networks_against_training_time(tmp_
     # metrics.json from before training times were kept: a figure that says so, not an error
     old = pd.DataFrame(rows).assign(train_seconds=np.nan)
     assert tradeoff(old, "balanced_accuracy", tmp_path / "old.png").panels == []
+
+
+def test_reliability_diagram_bins_out_of_fold_confidence_per_class_task(tmp_path):
+    from tileprobe.report.plots.reliability import confidence_bins, reliability
+
+    predictions = pd.DataFrame({"y_true": ["a", "b", "b", "a"], "prob_a": [0.9, 0.2, 0.6, 0.45],
+                                "prob_b": [0.1, 0.8, 0.4, 0.55]})
+    _, _, confidence, accuracy, count = confidence_bins(predictions)
+    assert count.sum() == 4 and count[13] == 1 and accuracy[13] == 1.0 and confidence[13] == pytest.approx(0.9)
+    assert accuracy[9] == 0.0 and confidence[9] == pytest.approx(0.6)  # .6 on the wrong class
+    heads = [({"task": "t", "kind": "binary", "backbone": "b", "layer": "l", "augmentation": "none", "head": "h",
+               "overall": {"balanced_accuracy": 0.5}}, predictions),
+             ({"task": "age", "kind": "regression", "overall": {}}, pd.DataFrame({"y_true": [1.0], "y_pred": [1.0]}))]
+    drawn = reliability(heads, "balanced_accuracy", tmp_path / "reliability.png")
+    assert drawn.panels == ["task t: ECE 0.362\nb/l/none/h"]

@@ -18,8 +18,8 @@ from tileprobe.report.summary import families
 
 pytestmark = pytest.mark.workflow
 
-FIGURES = ["metric_bars", "layer_depth", "roc_pr", "confusion", "predicted_vs_true", "kaplan_meier", "qc_gallery",
-           "timing", "selection", "embedding_tissue", "embedding_tumor", "embedding_tumor_fraction",
+FIGURES = ["metric_bars", "layer_depth", "roc_pr", "confusion", "reliability", "predicted_vs_true", "kaplan_meier",
+           "qc_gallery", "timing", "selection", "embedding_tissue", "embedding_tumor", "embedding_tumor_fraction",
            "embedding_survival", "embedding_stage",
            *(f"tradeoff_{task}" for task in ("tissue", "tumor", "tumor_fraction", "survival", "stage"))]
 CATEGORIES = ["1. Summary", "2. Scores", "3. Predictions", "4. Embeddings", "5. Quality control",

@@ -282,15 +282,18 @@ def figure_scores(summary: str, layers: dict[str, list[str]], metric: str, bars:
         draw_tradeoff(table[table["task"] == task], metric, path)
 
 
-def figure_curves(metrics: list[str], predictions: list[str], metric: str, curves: str, confusion: str) -> None:
+def figure_curves(metrics: list[str], predictions: list[str], metric: str, curves: str, confusion: str,
+                  reliability: str) -> None:
     import json
 
     from tileprobe.report.plots.curves import confusion as draw_confusion
     from tileprobe.report.plots.curves import roc_pr
+    from tileprobe.report.plots.reliability import reliability as draw_reliability
 
     heads = [(json.loads(Path(m).read_text()), pd.read_parquet(p)) for m, p in zip(metrics, predictions)]
     roc_pr(heads, curves)
     draw_confusion(heads, metric, confusion)
+    draw_reliability(heads, metric, reliability)
 
 
 def figure_embedding(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str],
