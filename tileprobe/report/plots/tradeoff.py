@@ -31,7 +31,8 @@ def tradeoff(summary: pd.DataFrame, metric: str, path: str | Path) -> Drawn:
         for mask, marker, label in ((~tuned, "o", "head on frozen embeddings"), (tuned, "*", "fine-tuned")):
             if mask.any():
                 ax.errorbar(frame.loc[mask, "train_seconds"], frame.loc[mask, score],
-                            yerr=np.nan_to_num(bars[:, mask]), fmt=marker, markersize=9 if marker == "*" else 5, capsize=3, label=label)
+                            yerr=np.nan_to_num(bars[:, mask]), fmt=marker, markersize=9 if marker == "*" else 5,
+                            capsize=3, label=label)
         for _, row in frame.iterrows():
             ax.annotate(config_label(row), (row["train_seconds"], row[score]), fontsize=6, xytext=(3, 3),
                         textcoords="offset points")
