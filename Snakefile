@@ -40,6 +40,7 @@ include: "rules/embed.smk"
 include: "rules/augment.smk"
 include: "rules/heads.smk"
 include: "rules/finetune.smk"
+include: "rules/heatmaps.smk"
 include: "rules/predict.smk"
 include: "rules/select.smk"
 include: "rules/report.smk"
@@ -56,4 +57,5 @@ rule all:
         lambda wc: head_outputs("metrics", BEST_TASKS),
         SUMMARY,
         report_figures(),
+        [PATHS.heatmaps(task) for task in HEATMAP_TASKS],
         predict_outputs(),

@@ -287,6 +287,31 @@ def finetune_inputs(wildcards):
             "images": [SAMPLES.at[s, "path"] for s in task_slides(wildcards.task)]}
 
 
+def heatmap_head(task):
+    """The head whose per-tile values a task's heatmaps show: a tile-level class task's first head (its
+    out-of-fold tile probabilities), a slide-level task's `abmil` (its attention); None for other tasks."""
+    spec = TASKS[task]
+    if spec["kind"] not in ("binary", "multiclass"):
+        return None
+    if spec["level"] == "tile":
+        return spec["heads"][0]
+    return "abmil" if spec["level"] == "slide" and "abmil" in spec["heads"] else None
+
+
+HEATMAP_TASKS = [t for t in TASKS if heatmap_head(t)]
+
+
+def heatmap_inputs(wildcards):
+    """The deployed head's metrics (its directory is then complete) and the tile tables of the task's slides."""
+    backbone, layer = task_candidates(wildcards.task)[0]
+    tiling = TASKS[wildcards.task]["tiling"]
+    return {
+        "head": PATHS.head_file("metrics", wildcards.task, backbone, layer, tp_augment.NONE,
+                                heatmap_head(wildcards.task)),
+        "tiles": [PATHS.tiles(tiling, u) for u in task_units(wildcards.task)],
+    }
+
+
 def report_figures(exclude=()):
     """Every figure of the report (selection's only with a proxy task), less the names in `exclude`."""
     names = ["metric_bars", "layer_depth", "roc_pr", "confusion", "reliability", "predicted_vs_true",

@@ -278,7 +278,7 @@ def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment 
     fold_of = np.full((cfg["repeats"], len(data)), -1)
     # regression: the training part's mean, the baseline; survival: the median risk of the training part
     reference = np.full((cfg["repeats"], len(data)), np.nan)
-    fold_rows = []
+    fold_rows, attention = [], []
     strata_ = strata(data.y, kind, cfg["folds"])
     for repeat, fold, train, test in cv_splits(strata_, data.groups, cfg["folds"], cfg["repeats"], cfg["seed"]):
         if len(test) == 0:
@@ -304,6 +304,9 @@ def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment 
                **({"training": head.training_} if getattr(head, "training_", None) else {}),
                **metrics(data.y[test], proba[repeat, test], classes, kind)}
         fold_rows.append(row)
+        if hasattr(head, "attention") and data.bags is not None:  # where a MIL head looked, out of fold
+            attention += [pd.DataFrame({"row": i, "tile": np.arange(len(data.bags[i])), "repeat": repeat,
+                                        "fold": fold, "attention": head.attention(data.bags[i])}) for i in test]
         if cache is not None:
             cache.save(repeat, fold, proba[repeat, test], reference[repeat, test], row)
 
@@ -318,6 +321,10 @@ def _cross_validate(data: TaskData, head_name: str, cfg: dict, augment: Augment 
     result = {"overall": overall, "folds": fold_rows, "mean": mean, "std": std, "ci": ci,
               "ci_method": {"level": CI_LEVEL, "resamples": cfg["bootstrap"], "unit": "patient",
                             "kind": "percentile"}}
+    if attention:  # for run_task to write beside the predictions (attention.parquet), not into metrics.json
+        frame = pd.concat(attention, ignore_index=True)
+        result["attention"] = pd.concat([data.ids.iloc[frame["row"]].reset_index(drop=True),
+                                         frame.drop(columns="row")], axis=1)
     if kind == "regression":  # the baseline: each fold predicts its training part's mean for every test row
         baseline = _repeat_mean([m.regression_metrics(data.y, reference[r]) for r in range(cfg["repeats"])], names)
         result["chance"] = {**baseline, "pearson": 0.0, "spearman": 0.0}  # a constant correlates with nothing

@@ -23,6 +23,7 @@ from tileprobe.learn.evaluate import Augment, encode_classes, cross_validate, fi
 from tileprobe.learn.metrics import expected_calibration_error
 from tileprobe.threads import limited_threads
 
+ATTENTION_FILE = "attention.parquet"  # MIL heads: slide ids, tile index in the slide, repeat, fold, attention
 FOLDS_DIR = "folds"  # finished folds of a resumable run, until its metrics.json exists
 META_KEYS = ("task", "backbone", "layer", "augmentation", "head", "level", "kind")
 
@@ -122,6 +123,10 @@ def run_task(data: TaskData, head_name: str, evaluation: dict | None, out_dir: s
 
     with atomic_path(out_dir / "predictions.parquet") as tmp:
         predictions.to_parquet(tmp, index=False)
+    attention = result.pop("attention", None)
+    if attention is not None:  # each tile's attention weight out of fold, for the heatmaps
+        with atomic_path(out_dir / ATTENTION_FILE) as tmp:
+            attention.to_parquet(tmp, index=False)
     calibration_record = None
     with atomic_path(out_dir / "model") as tmp:
         tmp.mkdir()

@@ -296,6 +296,16 @@ def figure_curves(metrics: list[str], predictions: list[str], metric: str, curve
     draw_reliability(heads, metric, reliability)
 
 
+def heatmaps(task_name: str, task: dict, head_dir: str, tiles: dict[str, str], slides: dict[str, dict],
+             out_dir: str) -> None:
+    from tileprobe.atomic import atomic_path
+    from tileprobe.report.heatmaps import task_heatmaps
+
+    with atomic_path(out_dir) as tmp:  # a killed job leaves no half-filled directory that looks finished
+        drawn = task_heatmaps(task_name, task, head_dir, tiles, slides, tmp)
+    log.info("%s: %d heatmap(s) from %s", task_name, len(drawn), head_dir)
+
+
 def figure_embedding(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str],
                      stores: dict[str, dict[str, str]], candidates: list[tuple[str, str]], evaluation: dict,
                      out: str) -> None:

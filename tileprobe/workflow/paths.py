@@ -69,6 +69,10 @@ class ResultPaths:
         `predictions` (out-of-fold) or `model` (the refit head, a directory)."""
         return f"{self.head_dir(task, backbone, layer, augmentation, head)}/{HEAD_FILES[kind]}"
 
+    def heatmaps(self, task: str) -> str:
+        """One task's heatmaps: a PNG per slide (and per class for a multiclass tile task)."""
+        return self._under("heatmaps", task)
+
     def selection(self, task: str) -> str:
         return self._under("selection", f"{task}.parquet")
 
@@ -85,8 +89,9 @@ class ResultPaths:
     def selection_agreement(self) -> str:
         return self._under("report", "selection_agreement.parquet")
 
-    def figure(self, name: str) -> str:
-        return self._under("report", "figures", f"{name}.png")
+    def figure(self, name: str, ext: str = "png") -> str:
+        """A report figure: PNG unless `ext` says otherwise (the QC gallery is a JPEG of thumbnails)."""
+        return self._under("report", "figures", f"{name}.{ext}")
 
     # Logs and benchmarks: one per job, under the rule's name, then the job's keys
 
