@@ -112,3 +112,9 @@ def test_the_demo_prints_no_warnings(demo_run):
     warnings = [line for line in output.splitlines() if "Warning" in line or "warnings.warn" in line]
     assert warnings == [], "\n".join(warnings[:10])
     assert "rule tile" in output  # it is the run's output, with its jobs
+
+
+def test_the_demo_draws_a_heatmap_per_slide_and_class_of_its_tile_task(demo_run):
+    maps = sorted(p.name for p in (demo_run / "results/heatmaps/tissue").iterdir())
+    slides = sorted(p.stem for p in (demo_run / "results/tiles/wsi").glob("*.parquet"))
+    assert maps == sorted(f"{s}_{c}.png" for s in slides for c in ("normal", "stroma", "tumor"))
