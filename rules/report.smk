@@ -128,10 +128,17 @@ rule figure_embedding:
 
 
 rule figure_qc:
+    # At most 48 JPEG thumbnails, every flagged slide (from the tiling manifest) among them: the report's only
+    # QC picture, so it stays light however many slides there are.
     input:
-        qc_pictures(),
+        qc=qc_pictures(),
+        manifest=TILING_MANIFEST,
     output:
-        figure("qc_gallery", "qc_gallery", "5. Quality control"),
+        report(
+            PATHS.figure("qc_gallery", "jpg"),
+            caption="../report/qc_gallery.rst",
+            category="5. Quality control",
+        ),
     log:
         PATHS.log("figures", "qc_gallery"),
     benchmark:

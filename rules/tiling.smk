@@ -1,5 +1,7 @@
 # Manifest (the checked sheet); tissue-only tiling with a QC picture per slide, or, for an image collection
 # (`mode: whole`), one job per shard of images: a shard table (one row per image) and a contact sheet.
+# QC pictures are not flagged for the report (about 1 MB each, they made it grow by that much per slide): they
+# stay under results/qc/{tiling}/, and the report shows the bounded thumbnail gallery of rule figure_qc.
 
 
 rule manifest:
@@ -29,13 +31,7 @@ rule tile:
         annotations=slide_annotations,
     output:
         tiles=PATHS.tiles("{tiling}", "{slide}"),
-        qc=report(
-            PATHS.qc("{tiling}", "{slide}"),
-            caption="../report/qc.rst",
-            category="5. Quality control",
-            subcategory="{tiling}",
-            labels={"tiling": "{tiling}", "slide": "{slide}"},
-        ),
+        qc=PATHS.qc("{tiling}", "{slide}"),
     params:
         tiling=lambda wc: TILINGS[wc.tiling],
         mpp=slide_mpp,
@@ -63,13 +59,7 @@ rule tile_shard:
         sheet=ancient(SAMPLE_SHEET),
     output:
         tiles=PATHS.tiles("{tiling}", "{shard}"),
-        qc=report(
-            PATHS.qc("{tiling}", "{shard}"),
-            caption="../report/qc.rst",
-            category="5. Quality control",
-            subcategory="{tiling}",
-            labels={"tiling": "{tiling}", "shard": "{shard}"},
-        ),
+        qc=PATHS.qc("{tiling}", "{shard}"),
     # The images are params, not inputs: a shard reruns when its members change (params are a rerun trigger),
     # and a dry run of 100,000 images does not stat each one (that alone took most of a minute). A missing or
     # damaged image is the job's to flag, not the DAG's to refuse. An image edited in place keeps its shard:

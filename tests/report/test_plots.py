@@ -9,7 +9,7 @@ from tileprobe.learn.data import TaskData
 from tileprobe.learn.select import agreement
 from tileprobe.report.plots.curves import confusion, roc_pr, scores_and_truth
 from tileprobe.report.plots.embedding import embedding_map, project
-from tileprobe.report.plots.gallery import qc_gallery
+from tileprobe.report.plots.gallery import MAX_THUMBNAILS, qc_gallery, sample
 from tileprobe.report.plots.scores import error_bars, layer_depth, metric_bars
 from tileprobe.report.plots.selection import selection_figure
 from tileprobe.report.plots.timing import stage_times, timing
@@ -115,16 +115,64 @@ def test_embedding_map_separates_an_informative_backbone(tmp_path):
     picture(drawn.path)
 
 
-def test_qc_gallery_shows_every_thumbnail(tmp_path):
+def qc_pictures(root, n, size=(120, 80), tiling="wsi"):
+    """`n` QC pictures of `size` px (noise with a gradient: a JPEG cannot flatter it) under root/qc/{tiling}/."""
+    rng = np.random.default_rng(0)
     paths = []
-    for i in range(7):
-        path = tmp_path / "qc" / "wsi" / f"slide_{i}.png"
+    for i in range(n):
+        path = root / "qc" / tiling / f"slide_{i:03d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.full((80, 120, 3), 30 * i, np.uint8)).save(path)
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) // 2 + (i * 7 % 128)
+        Image.fromarray(pixels.astype(np.uint8)).save(path)
         paths.append(path)
-    drawn = qc_gallery(paths, tmp_path / "gallery.png")
-    assert drawn.panels == [f"wsi/slide_{i}" for i in range(7)]
-    picture(drawn.path)
+    return paths
+
+
+def qc_manifest(paths, flags):
+    return pd.DataFrame({"tiling": [p.parent.name for p in paths], "slide": [p.stem for p in paths],
+                         "flags": [flags.get(p.stem, "") for p in paths], "qc": [str(p) for p in paths]})
+
+
+def test_qc_gallery_shows_every_picture_of_a_small_cohort_as_a_jpeg(tmp_path):
+    paths = qc_pictures(tmp_path, 7)
+    drawn = qc_gallery(paths, tmp_path / "gallery.jpg", qc_manifest(paths, {}))
+    assert drawn.panels == [f"wsi/slide_{i:03d}" for i in range(7)]
+    assert "7 of 7 shown" in drawn.title and f"full-size pictures in {tmp_path / 'qc'}/" in drawn.title
+    with Image.open(drawn.path) as image:
+        assert image.format == "JPEG" and min(image.size) >= 200
+        assert np.asarray(image.convert("L")).std() > 5
+
+
+def test_qc_gallery_of_a_large_cohort_is_a_bounded_sample_that_always_shows_the_flagged_slides(tmp_path):
+    """Issue 17, point 3: 60 realistic pictures (1000 x 810 px, about the demo's) give a JPEG under 1.5 MB with
+    at most MAX_THUMBNAILS thumbnails; the two flagged slides are ones the sample alone would leave out, and
+    they are shown and marked; the title says how many of how many are shown."""
+    paths = qc_pictures(tmp_path, 60, size=(1000, 810))
+    assert sum(p.stat().st_size for p in paths) > 60 * 500_000  # about as heavy as real QC pictures
+    unflagged = {p.stem for p in sample(paths, set())}
+    left_out = [p.stem for p in paths if p.stem not in unflagged][:2]
+    assert len(left_out) == 2
+    drawn = qc_gallery(paths, tmp_path / "gallery.jpg",
+                       qc_manifest(paths, {left_out[0]: "no_tiles", left_out[1]: "unreadable"}))
+    assert len(drawn.panels) == MAX_THUMBNAILS
+    flagged = [t for t in drawn.panels if t.startswith("FLAGGED")]
+    assert flagged == [f"FLAGGED wsi/{left_out[0]}\nno_tiles", f"FLAGGED wsi/{left_out[1]}\nunreadable"]
+    assert f"{MAX_THUMBNAILS} of 60 shown; 2 flagged" in drawn.title
+    with Image.open(drawn.path) as image:
+        assert image.format == "JPEG"
+    assert drawn.path.stat().st_size < 1_500_000
+    # The same sample on every run and whatever order the paths come in.
+    again = qc_gallery(paths[::-1], tmp_path / "again.jpg",
+                       qc_manifest(paths, {left_out[0]: "no_tiles", left_out[1]: "unreadable"}))
+    assert again.panels == drawn.panels
+
+
+def test_qc_gallery_names_the_flagged_image_of_a_contact_sheet(tmp_path):
+    sheet = qc_pictures(tmp_path, 1, tiling="ish")[0]
+    manifest = pd.DataFrame({"tiling": "ish", "slide": ["img_a", "img_b"], "flags": ["", "unreadable"],
+                             "qc": str(sheet)})
+    drawn = qc_gallery([sheet], tmp_path / "gallery.jpg", manifest)
+    assert drawn.panels == ["FLAGGED ish/slide_000\nimg_b: unreadable"]
 
 
 def test_timing_sums_benchmark_files_per_stage(tmp_path):

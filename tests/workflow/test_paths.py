@@ -36,6 +36,7 @@ LAYOUT = {
     "results/report/summary.html": P.summary("html"),
     "results/report/selection_agreement.parquet": P.selection_agreement(),
     "results/report/figures/{name}.png": P.figure("{name}"),
+    "results/report/figures/qc_gallery.jpg": P.figure("qc_gallery", "jpg"),
     "results/logs/manifest.log": P.log("manifest"),
     "results/logs/tile/{tiling}/{slide}.log": P.log("tile", "{tiling}", "{slide}"),
     "results/benchmarks/embed/{tiling}/{backbone}/batch-{batch}.tsv":

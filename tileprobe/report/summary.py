@@ -213,7 +213,9 @@ def slides_markdown(slides: pd.DataFrame, report_dir: str | None = None) -> str:
     """How many slides each tiling kept, and every flagged one with its QC picture (relative to the report)."""
     counts = ", ".join(f"{t}: {n}" for t, n in slides.groupby("tiling", sort=False).size().items())
     bad = slides[slides["flags"].fillna("") != ""]
-    lines = ["", "## Slides", "", f"{len(slides)} tiled ({counts}); {len(bad)} flagged."]
+    lines = ["", "## Slides", "", f"{len(slides)} tiled ({counts}); {len(bad)} flagged.", "",
+             "Full-size QC pictures (one per slide, a contact sheet per shard of images; the report shows only "
+             "thumbnails): " + ", ".join(f"[{d}]({d})" for d in qc_dirs(slides, report_dir)) + "."]
     if len(bad):
         lines += ["", "Flagged slides are skipped by every task (each skip is a warning in that head's log).", "",
                   "| tiling | slide | tiles | flags | QC picture |", "|---|---|---:|---|---|"]
@@ -230,15 +232,24 @@ def _flag_text(row) -> str:
     return f"{row['flags']}: {error}" if isinstance(error, str) and error else str(row["flags"])
 
 
+def qc_dirs(slides: pd.DataFrame, report_dir: str | None = None) -> list[str]:
+    """The folders of the QC pictures (results/qc/{tiling}/), relative to `report_dir` when given."""
+    dirs = dict.fromkeys(os.path.dirname(str(qc)) for qc in slides["qc"].dropna())
+    return [(os.path.relpath(d, report_dir) if report_dir else d) + "/" for d in dirs]
+
+
 def slides_html(slides: pd.DataFrame) -> str:
     bad = slides[slides["flags"].fillna("") != ""]
-    text = f"<h2>Slides</h2><p>{len(slides)} tiled; {len(bad)} flagged.</p>"
+    text = (f"<h2>Slides</h2><p>{len(slides)} tiled; {len(bad)} flagged.</p><p>Full-size QC pictures (one per "
+            "slide, a contact sheet per shard of images) are not in this report, which shows only the QC gallery's "
+            "thumbnails: they are under " + ", ".join(f"<code>{html.escape(d)}</code>" for d in qc_dirs(slides))
+            + ".</p>")
     if len(bad):
         rows = "".join(
             f"<tr><td>{html.escape(r['tiling'])}</td><td>{html.escape(r['slide'])}</td><td>{r['n_tiles']}</td>"
             f"<td>{html.escape(_flag_text(r))}</td><td>{html.escape(str(r['qc']))}"
             "</td></tr>" for _, r in bad.iterrows())
-        text += ("<p>Flagged slides are skipped by every task; their QC pictures are in the QC section.</p>"
+        text += ("<p>Flagged slides are skipped by every task; the QC gallery shows each of them, marked.</p>"
                  "<table class='flagged'><tr><th>tiling</th><th>slide</th><th>tiles</th><th>flags</th>"
                  f"<th>QC picture</th></tr>{rows}</table>")
     return text
@@ -296,7 +307,8 @@ def write_summary(df: pd.DataFrame, parquet_path, markdown_path, html_path=None,
     with atomic_path(parquet_path) as tmp:
         df.to_parquet(tmp, index=False)
     with atomic_path(markdown_path) as tmp:
-        tmp.write_text(to_markdown(df) + (slides_markdown(slides, os.path.dirname(markdown_path)) if slides is not None else ""))
+        slides_part = slides_markdown(slides, os.path.dirname(markdown_path)) if slides is not None else ""
+        tmp.write_text(to_markdown(df) + slides_part)
     if html_path is not None:
         with atomic_path(html_path) as tmp:
             tmp.write_text(to_html(df, slides_html(slides) if slides is not None else ""))

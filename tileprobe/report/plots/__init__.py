@@ -1,7 +1,8 @@
 """Report figures: one module per picture, each a function from tables on disk to one PNG.
 
 Every figure is drawn with matplotlib's Agg backend (no display on a cluster node) and written atomically, so a
-killed job leaves no half-drawn PNG that looks finished.
+killed job leaves no half-drawn PNG that looks finished. The QC gallery alone is a JPEG: thumbnails of tissue
+photographs, which PNG stores at several times the size.
 """
 
 from __future__ import annotations
@@ -26,19 +27,28 @@ class Drawn:
 
     path: Path
     panels: list[str]
+    title: str = ""  # the figure's own title (suptitle), where it has one
 
 
 def _title(ax) -> str:
     return next((t for t in (ax.get_title(loc=loc) for loc in ("center", "left", "right")) if t), "")
 
 
-def save(fig, path: str | Path) -> Drawn:
-    """Write `fig` as PNG to `path` atomically and free it."""
+JPEG_QUALITY = 80
+
+
+def save(fig, path: str | Path, dpi: int = DPI) -> Drawn:
+    """Write `fig` to `path` atomically and free it: PNG, or JPEG (quality JPEG_QUALITY) for a .jpg/.jpeg path."""
     panels = [_title(ax) for ax in fig.axes if ax.has_data()]
+    title = fig.get_suptitle()
+    jpeg = Path(path).suffix.lower() in (".jpg", ".jpeg")
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        if jpeg:
+            fig.savefig(tmp, format="jpeg", dpi=dpi, bbox_inches="tight", pil_kwargs={"quality": JPEG_QUALITY})
+        else:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
-    return Drawn(Path(path), panels)
+    return Drawn(Path(path), panels, title)
 
 
 def empty(path: str | Path, message: str) -> Drawn:
