@@ -59,3 +59,4 @@ rule all:
         report_figures(),
         [PATHS.heatmaps(task) for task in HEATMAP_TASKS],
         predict_outputs(),
+        lambda wc: predict_heatmap_outputs(),

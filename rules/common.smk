@@ -319,7 +319,7 @@ def report_figures(exclude=()):
     names += [f"embedding_{task}" for task in TASKS] + [f"tradeoff_{task}" for task in TASKS]
     if PROXY_TASK:
         names.append("selection")
-    return [PATHS.figure(name) for name in names if name not in exclude]
+    return [PATHS.figure(name, "jpg" if name == "qc_gallery" else "png") for name in names if name not in exclude]
 
 
 def task_store_inputs(task, backbones):
@@ -426,6 +426,13 @@ def predict_deployed(task):
 def predict_outputs():
     tasks = [t for t, spec in TASKS.items() if spec["level"] in tp_predict.PREDICTABLE_LEVELS]
     return [PATHS.predict(t, s) for t in tasks for s in PREDICT.index]
+
+
+def predict_heatmap_outputs():
+    """Heatmaps of the new slides for the tasks whose deployed head shows per-tile values (input functions
+    only: a `backbones: best` task's deployed head waits on the selection)."""
+    tasks = [t for t in HEATMAP_TASKS if TASKS[t]["level"] == "tile" or TASKS[t]["heads"][0] == "abmil"]
+    return [PATHS.predict_heatmaps(t, s) for t in tasks for s in PREDICT.index]
 
 
 def predict_unit(wildcards):

@@ -79,3 +79,34 @@ def test_slide_task_heatmaps_show_out_of_fold_attention_of_abmil(tmp_path):
     assert one.path.name == "s1.png"
     mine = attention[attention["slide"] == "s1"]
     assert one.top.loc[0, "value"] == pytest.approx(mine["attention"].max())
+
+
+def test_new_slides_get_heatmaps_of_their_tile_scores_or_attention(tmp_path):
+    from tileprobe.report.heatmaps import prediction_heatmaps
+
+    slide, tiles_path, tiles = slide_with_tiles(tmp_path, "new")
+    p = np.linspace(1, 0, len(tiles))
+    table = pd.DataFrame({"slide": "new", "x": tiles["x"], "y": tiles["y"], "prob_a": 1 - p, "prob_b": p,
+                          "prob_c": 0.0})
+    drawn = prediction_heatmaps("t", {"level": "tile"}, "new", table, tiles_path, slide, tmp_path / "tile")
+    assert [d.path.name for d in drawn] == ["new_a.png", "new_b.png", "new_c.png"]  # multiclass: one per class
+    assert tuple(drawn[1].top.loc[0, ["x", "y"]]) == tuple(tiles.iloc[0][["x", "y"]])  # p(b) is highest first
+    attention = np.full(len(tiles), 0.5 / (len(tiles) - 1))
+    attention[4] = 0.5
+    (one,) = prediction_heatmaps("t", {"level": "slide"}, "new", pd.DataFrame({"y_pred": ["yes"]}), tiles_path,
+                                 slide, tmp_path / "mil", attention=attention)
+    assert tuple(one.top.loc[0, ["x", "y"]]) == tuple(tiles.iloc[4][["x", "y"]])
+
+
+@pytest.mark.workflow
+def test_a_predict_sheet_plans_heatmaps_of_the_new_slides(demo_run, tmp_path):
+    from tests.support.runner import planned_jobs
+
+    results = demo_run / "results"
+    manifest = pd.read_parquet(results / "manifest.parquet")
+    slide = manifest[manifest["annotations"].notna()].iloc[0]
+    sheet = tmp_path / "predict.tsv"
+    sheet.write_text(f"slide\tpath\nnew_{slide['slide']}\t{demo_run / slide['path']}\n")
+    jobs = planned_jobs(demo_run, "--config", f"predict={sheet}")
+    # the tissue task (tile level) maps the new slide; the slide-level tasks deploy logreg, ridge, cox: no map
+    assert jobs.get("predict_heatmaps") == 1 and jobs.get("predict", 0) >= 1, jobs

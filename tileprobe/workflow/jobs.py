@@ -306,6 +306,25 @@ def heatmaps(task_name: str, task: dict, head_dir: str, tiles: dict[str, str], s
     log.info("%s: %d heatmap(s) from %s", task_name, len(drawn), head_dir)
 
 
+def predict_heatmaps(task_name: str, task: dict, slide: dict, prediction: str, model_dir: str, tiles: str,
+                     stores: dict[str, str], layer: str, out_dir: str) -> None:
+    """A new slide's heatmaps: the tile probabilities of its prediction, or the deployed abmil's attention over
+    its stored tile embeddings (nothing re-embedded)."""
+    from tileprobe.atomic import atomic_path
+    from tileprobe.embed.store import open_embeddings, sample_features
+    from tileprobe.learn.heads.registry import load_head
+    from tileprobe.report.heatmaps import prediction_heatmaps
+
+    attention = None
+    if task["level"] != "tile":
+        features = sample_features(open_embeddings(stores, layer), layer)[slide["slide"]]
+        attention = load_head(model_dir).attention(features)
+    with atomic_path(out_dir) as tmp:
+        drawn = prediction_heatmaps(task_name, task, slide["slide"], pd.read_parquet(prediction), tiles, slide, tmp,
+                                    attention=attention)
+    log.info("%s: %d heatmap(s) of new slide %s", task_name, len(drawn), slide["slide"])
+
+
 def figure_embedding(task_name: str, task: dict, samples: list[dict], tiles: dict[str, str],
                      stores: dict[str, dict[str, str]], candidates: list[tuple[str, str]], evaluation: dict,
                      out: str) -> None:

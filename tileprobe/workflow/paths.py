@@ -73,6 +73,10 @@ class ResultPaths:
         """One task's heatmaps: a PNG per slide (and per class for a multiclass tile task)."""
         return self._under("heatmaps", task)
 
+    def predict_heatmaps(self, task: str, slide: str) -> str:
+        """A new slide's heatmaps under `predict:` (a directory: one PNG, or one per class)."""
+        return self._under("heatmaps", "predict", task, slide)
+
     def selection(self, task: str) -> str:
         return self._under("selection", f"{task}.parquet")
 
