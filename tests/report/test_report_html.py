@@ -42,10 +42,10 @@ document.getElementById("report").addEventListener("load", async () => {
     out.menu = win.document.body.innerText;
     out.categories = win.eval("categories");
     for (const [path, entry] of Object.entries(win.eval("results"))) {
-      const png = path.endsWith(".png");
+      const png = path.endsWith(".png") || path.endsWith(".jpg");
       win.eval("app").setView({content: png ? "img" : "html", contentPath: entry.data_uri, resultPath: path});
       await sleep(300);
-      const img = win.document.querySelector("#app img[src^='data:image/png']");
+      const img = win.document.querySelector("#app img[src^='data:image/png'], #app img[src^='data:image/jpeg']");
       const frame = win.document.querySelector("#app iframe");
       out.results[path] = {category: entry.category, caption: entry.caption,
                            width: png && img ? img.naturalWidth : null, height: png && img ? img.naturalHeight : null,
@@ -65,11 +65,16 @@ def browser() -> str:
     return found
 
 
+def figure_file(name: str) -> str:
+    """A figure's file name: PNG, but for the QC gallery, a JPEG of thumbnails (issue 17, point 3)."""
+    return f"{name}.jpg" if name == "qc_gallery" else f"{name}.png"
+
+
 def test_report_figures_are_written(demo_run):
     figures = demo_run / "results/report/figures"
-    assert sorted(p.stem for p in figures.glob("*.png")) == sorted(FIGURES)
+    assert sorted(p.name for p in figures.iterdir()) == sorted(figure_file(name) for name in FIGURES)
     for name in FIGURES:
-        with Image.open(figures / f"{name}.png") as image:
+        with Image.open(figures / figure_file(name)) as image:
             assert min(image.size) > 200 and np.asarray(image.convert("L")).std() > 5, name
     page = (demo_run / "results/report/summary.html").read_text()
     summary = pd.read_parquet(demo_run / "results/report/summary.parquet")
@@ -101,6 +106,8 @@ def test_snakemake_report_renders_every_figure_in_headless_chromium(demo_run, tm
     snakemake(demo_run, "--report", str(report))
     try:
         assert report.stat().st_size > 100_000  # figures are embedded: one self-contained file
+        # ...but no per-slide QC picture: the demo's was 22.7 MB with them, about 4.9 MB without (issue 17)
+        assert report.stat().st_size < 5_000_000
         shutil.copy(report, tmp_path / "report.html")
     finally:
         report.unlink()  # leave the shared run as it was
@@ -122,19 +129,18 @@ def test_snakemake_report_renders_every_figure_in_headless_chromium(demo_run, tm
     assert seen["console_errors"] == []
     for category in CATEGORIES:
         assert category in seen["menu"], category
-    figures = {path.rsplit("/", 1)[-1].removesuffix(".png"): info for path, info in seen["results"].items()
-               if path.endswith(".png") and "/report/figures/" in path}
+    figures = {path.rsplit("/", 1)[-1].rsplit(".", 1)[0]: info for path, info in seen["results"].items()
+               if "/report/figures/" in path}
     assert sorted(figures) == sorted(FIGURES)
-    # Every QC picture is linked from the report too, under its tiling: one per slide, one contact sheet per shard.
-    slides = pd.read_parquet(demo_run / "results/tiling_manifest.parquet")
-    units = slides.assign(unit=slides["shard"].fillna(slides["slide"]))[["tiling", "unit"]].drop_duplicates()
-    assert slides["shard"].notna().any() and len(units) < len(slides)
-    qc = {path.split("/qc/", 1)[1]: info for path, info in seen["results"].items() if "/qc/" in path}
-    assert sorted(qc) == sorted(f"{t}/{u}.png" for t, u in zip(units["tiling"], units["unit"]))
-    by_tiling = seen["categories"]["5. Quality control"]
-    assert {t: sorted(paths) for t, paths in by_tiling.items() if t != "Other"} == {
-        t: sorted(f"results/qc/{t}/{u}.png" for u in group["unit"]) for t, group in units.groupby("tiling")}
-    for name, info in {**figures, **qc}.items():
+    assert sorted(p for p in seen["results"] if "/report/figures/" in p) == sorted(
+        f"results/report/figures/{figure_file(name)}" for name in FIGURES)
+    # No QC picture is in the report (issue 17, point 3): they stay under results/qc/, and the QC section holds
+    # the gallery of their thumbnails alone, which the summary points to them from.
+    assert [path for path in seen["results"] if "/qc/" in path] == []
+    assert {t: sorted(paths) for t, paths in seen["categories"]["5. Quality control"].items()} == {
+        "Other": ["results/report/figures/qc_gallery.jpg"]}
+    assert "results/qc/wsi/" in (demo_run / "results/report/summary.html").read_text()
+    for name, info in figures.items():
         assert info["width"] > 200 and info["height"] > 100, (name, info)  # decoded and shown by the browser
         assert info["caption"], name
     summary = [info for path, info in seen["results"].items() if path.endswith("summary.html")]
