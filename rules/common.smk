@@ -317,9 +317,12 @@ def report_figures(exclude=()):
     names = ["metric_bars", "layer_depth", "roc_pr", "confusion", "reliability", "predicted_vs_true",
              "kaplan_meier", "qc_gallery", "timing"]
     names += [f"embedding_{task}" for task in TASKS] + [f"tradeoff_{task}" for task in TASKS]
+    names += [f"heatmaps_{task}" for task in HEATMAP_TASKS]
     if PROXY_TASK:
         names.append("selection")
-    return [PATHS.figure(name, "jpg" if name == "qc_gallery" else "png") for name in names if name not in exclude]
+    # galleries of thumbnails are JPEGs: small whatever the number of slides
+    return [PATHS.figure(name, "jpg" if name == "qc_gallery" or name.startswith("heatmaps_") else "png")
+            for name in names if name not in exclude]
 
 
 def task_store_inputs(task, backbones):

@@ -199,3 +199,30 @@ rule figure_timing:
         "../envs/tileprobe.yaml"
     script:
         "../scripts/figure_timing.py"
+
+
+rule figure_heatmaps:
+    # The report shows a task's heatmaps as one JPEG of thumbnails (at most 48); the full-size maps stay files.
+    input:
+        PATHS.heatmaps("{task}"),
+    output:
+        report(
+            PATHS.figure("heatmaps_{task}", "jpg"),
+            caption="../report/heatmaps.rst",
+            category="3. Predictions",
+            labels={"task": "{task}"},
+        ),
+    wildcard_constraints:
+        task=name_pattern(HEATMAP_TASKS) if HEATMAP_TASKS else "(?!)",
+    log:
+        PATHS.log("figures", "heatmaps_{task}"),
+    benchmark:
+        PATHS.benchmark("figures", "heatmaps_{task}")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/tileprobe.yaml"
+    script:
+        "../scripts/figure_heatmaps.py"

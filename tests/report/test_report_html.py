@@ -21,7 +21,8 @@ pytestmark = pytest.mark.workflow
 FIGURES = ["metric_bars", "layer_depth", "roc_pr", "confusion", "reliability", "predicted_vs_true", "kaplan_meier",
            "qc_gallery", "timing", "selection", "embedding_tissue", "embedding_tumor", "embedding_tumor_fraction",
            "embedding_survival", "embedding_stage",
-           *(f"tradeoff_{task}" for task in ("tissue", "tumor", "tumor_fraction", "survival", "stage"))]
+           *(f"tradeoff_{task}" for task in ("tissue", "tumor", "tumor_fraction", "survival", "stage")),
+           "heatmaps_tissue"]
 CATEGORIES = ["1. Summary", "2. Scores", "3. Predictions", "4. Embeddings", "5. Quality control",
               "6. Backbone selection", "7. Time per stage"]
 
@@ -66,8 +67,8 @@ def browser() -> str:
 
 
 def figure_file(name: str) -> str:
-    """A figure's file name: PNG, but for the QC gallery, a JPEG of thumbnails (issue 17, point 3)."""
-    return f"{name}.jpg" if name == "qc_gallery" else f"{name}.png"
+    """A figure's file name: PNG, but for the galleries (QC, heatmaps), a JPEG of thumbnails (issue 17, point 3)."""
+    return f"{name}.jpg" if name == "qc_gallery" or name.startswith("heatmaps_") else f"{name}.png"
 
 
 def test_report_figures_are_written(demo_run):

@@ -306,6 +306,12 @@ def heatmaps(task_name: str, task: dict, head_dir: str, tiles: dict[str, str], s
     log.info("%s: %d heatmap(s) from %s", task_name, len(drawn), head_dir)
 
 
+def figure_heatmaps(task_name: str, heatmaps_dir: str, out: str) -> None:
+    from tileprobe.report.plots.gallery import qc_gallery
+
+    qc_gallery(sorted(Path(heatmaps_dir).glob("*.png")), out, what=f"heatmaps of task {task_name}")
+
+
 def predict_heatmaps(task_name: str, task: dict, slide: dict, prediction: str, model_dir: str, tiles: str,
                      stores: dict[str, str], layer: str, out_dir: str) -> None:
     """A new slide's heatmaps: the tile probabilities of its prediction, or the deployed abmil's attention over

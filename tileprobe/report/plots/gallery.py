@@ -53,12 +53,12 @@ def sample(paths: list[Path], flagged: set[str], limit: int = MAX_THUMBNAILS) ->
 
 
 def qc_gallery(paths: list[str | Path], path: str | Path, manifest: pd.DataFrame | None = None,
-               limit: int = MAX_THUMBNAILS) -> Drawn:
+               limit: int = MAX_THUMBNAILS, what: str = "QC pictures") -> Drawn:
     """Thumbnails of at most `limit` of the QC pictures `paths` (flagged ones, from the tiling manifest, always
     among them and marked in red), written to `path` (a .jpg keeps it small)."""
     paths = sorted({Path(p) for p in paths})
     if not paths:
-        return empty(path, "no QC pictures")
+        return empty(path, f"no {what}")
     flags = flagged_pictures(manifest)
     shown = sample(paths, set(flags), limit)
     columns = min(COLUMNS, len(shown))
@@ -87,6 +87,6 @@ def qc_gallery(paths: list[str | Path], path: str | Path, manifest: pd.DataFrame
     qc_dir = os.path.commonpath([str(p.parent.parent) for p in paths]) + "/"  # results/qc/ (QC/{tiling}/{slide})
     n_flagged = sum(_key(p) in flags for p in paths)
     marked = f"; {n_flagged} flagged, marked in red" if n_flagged else ""
-    fig.suptitle(f"QC pictures: {len(shown)} of {len(paths)} shown{marked}; full-size pictures in {qc_dir}",
+    fig.suptitle(f"{what}: {len(shown)} of {len(paths)} shown{marked}; full-size pictures in {qc_dir}",
                  fontsize=9)
     return save(fig, path, dpi=DPI)
