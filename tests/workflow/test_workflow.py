@@ -115,6 +115,6 @@ def test_the_demo_prints_no_warnings(demo_run):
 
 
 def test_the_demo_draws_a_heatmap_per_slide_and_class_of_its_tile_task(demo_run):
-    maps = sorted(p.name for p in (demo_run / "results/heatmaps/tissue").iterdir())
+    maps = sorted(p.name for p in (demo_run / "results/heatmaps/tissue").glob("*.png"))
     slides = sorted(p.stem for p in (demo_run / "results/tiles/wsi").glob("*.parquet"))
     assert maps == sorted(f"{s}_{c}.png" for s in slides for c in ("normal", "stroma", "tumor"))
