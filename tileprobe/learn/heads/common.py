@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
+from tileprobe.atomic import atomic_path
 from tileprobe.errors import TileprobeError
 from tileprobe.learn.data import KINDS, VALUE_KINDS, all_terms, strata, term_matrix
 
@@ -115,7 +116,8 @@ def write_model(directory: str | Path, spec: dict, tensors: dict | None = None) 
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(directory / WEIGHTS_FILE))
         spec = {**spec, "weights": WEIGHTS_FILE}
     path = directory / MODEL_FILE
-    path.write_text(json.dumps(spec, indent=1))
+    with atomic_path(path) as tmp:  # written last and whole: its presence means the model is complete
+        tmp.write_text(json.dumps(spec, indent=1))  # floats round-trip exactly (Python writes the shortest repr)
     return path
 
 

@@ -8,7 +8,6 @@ and one loaded from `model.json` give bit-identical probabilities.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 import tileprobe
-from tileprobe.atomic import atomic_path
-from tileprobe.learn.heads.common import brier, check_kind, inner_splits, one_hot, targets
-from tileprobe.learn.heads.registry import FORMAT, MODEL_FILE, register_head
+from tileprobe.learn.heads.common import brier, check_kind, inner_splits, one_hot, targets, write_model
+from tileprobe.learn.heads.registry import FORMAT, register_head
 
 C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 INNER_FOLDS = 3
@@ -167,7 +165,4 @@ class LogRegHead:
 
     def save(self, directory: str | Path) -> Path:
         """Write `directory/model.json`; JSON floats round-trip exactly (Python writes the shortest repr)."""
-        path = Path(directory) / MODEL_FILE
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_spec(), indent=1))
-        return path
+        return write_model(directory, self.to_spec())

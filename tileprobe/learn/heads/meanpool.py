@@ -7,14 +7,13 @@ the two compare on exactly the same input.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from tileprobe.atomic import atomic_path
 from tileprobe.learn.data import tile_mean
-from tileprobe.learn.heads.registry import MODEL_FILE, head_class, register_head
+from tileprobe.learn.heads.common import write_model
+from tileprobe.learn.heads.registry import head_class, register_head
 
 PROBE = {"regression": "ridge", "survival": "cox"}  # every class kind: logreg
 
@@ -59,7 +58,4 @@ class MeanPoolHead:
         return cls(seed=spec["params"].get("seed", 0), kind=getattr(probe, "task_kind", spec["kind"]), probe=probe)
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / MODEL_FILE
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_spec(), indent=1))
-        return path
+        return write_model(directory, self.to_spec())

@@ -6,7 +6,6 @@ head predicts bit-identically to the fitted one.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -15,9 +14,8 @@ import sklearn
 from sklearn.preprocessing import StandardScaler
 
 import tileprobe
-from tileprobe.atomic import atomic_path
-from tileprobe.learn.heads.common import check_kind, inner_splits
-from tileprobe.learn.heads.registry import FORMAT, MODEL_FILE
+from tileprobe.learn.heads.common import check_kind, inner_splits, write_model
+from tileprobe.learn.heads.registry import FORMAT
 
 INNER_FOLDS = 3
 
@@ -111,7 +109,4 @@ class PenalisedLinearHead:
         return head
 
     def save(self, directory: str | Path) -> Path:
-        path = Path(directory) / MODEL_FILE
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_spec(), indent=1))
-        return path
+        return write_model(directory, self.to_spec())
