@@ -1,7 +1,5 @@
-import pandas as pd
-
-from tileprobe.report.plots.gallery import qc_gallery
+from tileprobe.workflow import jobs
 from tileprobe.workflow.runner import job
 
 with job(snakemake):
-    qc_gallery(list(snakemake.input.qc), snakemake.output[0], pd.read_parquet(snakemake.input.manifest))
+    jobs.figure_qc(list(snakemake.input.qc), snakemake.input.manifest, snakemake.output[0])

@@ -306,6 +306,12 @@ def heatmaps(task_name: str, task: dict, head_dir: str, tiles: dict[str, str], s
     log.info("%s: %d heatmap(s) from %s", task_name, len(drawn), head_dir)
 
 
+def figure_qc(qc: list[str], manifest: str, out: str) -> None:
+    from tileprobe.report.plots.gallery import qc_gallery
+
+    qc_gallery(qc, out, pd.read_parquet(manifest))
+
+
 def figure_heatmaps(task_name: str, heatmaps_dir: str, out: str) -> None:
     from tileprobe.report.plots.gallery import qc_gallery
 
